@@ -1,0 +1,43 @@
+# cmcd — see README.md. `make run` starts the daemon on a simulated chassis;
+# `make test` installs what the tests need, then runs every test.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X cmcd/internal/version.Version=$(VERSION)
+GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
+export CGO_ENABLED := 0
+
+.PHONY: all build run test deps check bench soak clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_BUILD) -o bin/cmcd ./cmd/cmcd
+
+# The daemon on the simulated chassis, data under ./var (git-ignored).
+run: build
+	mkdir -p var
+	./bin/cmcd run --data ./var --board sim --sync-interval 5s \
+		--redfish 127.0.0.1:8443 --insecure-http 127.0.0.1:8080 --ipmi 127.0.0.1:6230 --ntp 127.0.0.1:1230
+
+deps:
+	./scripts/install-deps.sh
+	$(GO) mod download
+
+check: deps
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$$($(GO) env GOPATH)/bin/staticcheck ./...
+
+# Every test. CMCD_KILLS=10000 (kill test) and CMCD_SOAK=1 enable the long modes.
+test: check build
+	$(GO) test -count=1 -timeout 25m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./syncsel/ | tee bench/out-syncsel.txt
+
+soak:
+	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/
+
+clean:
+	rm -rf bin var

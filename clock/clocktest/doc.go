@@ -1,0 +1,3 @@
+// Package clocktest provides a fake clock.Clock that moves only when a
+// test advances it.
+package clocktest
