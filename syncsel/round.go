@@ -68,9 +68,16 @@ func (e *Engine) round(ctx context.Context, reason string, cfg Config, st State,
 	if repair {
 		reason, cats = "repair", cfg.Selected
 	}
-	// The primary must answer before a round starts.
-	if err := e.probe(ctx, st.Source, cfg); err != nil {
-		return RoundResult{}, fmt.Errorf("%w: %s image: %v", ErrPrimaryAbnormal, st.Source, err)
+	// The source image must answer before a round starts.
+	if t0 := e.o.Clock.Now(); e.probe(ctx, st.Source, cfg) != nil {
+		wait, started, err := e.handleAbnormal(ctx, cfg, st, t0, 0)
+		err = fmt.Errorf("%w: %s image did not answer before the round (%v)", ErrPrimaryAbnormal, st.Source, err)
+		if started {
+			e.mu.Lock()
+			e.switchedToBackupLocked(cfg, wait, 0)
+			e.mu.Unlock()
+		}
+		return RoundResult{}, err
 	}
 	srcTx, err := src.db.Begin(false)
 	if err != nil {
@@ -267,17 +274,9 @@ func (e *Engine) abortRound(ctx context.Context, cfg Config, st State, dst *Stor
 	var wait time.Duration
 	backupStarted := false
 	if errors.Is(cause, ErrPrimaryAbnormal) {
-		var recovered bool
-		wait, recovered = e.awaitResponse(ctx, st.Source, cfg, mon.since())
-		if !recovered && cfg.Failover && st.Source == flash.Primary && st.Running == flash.Primary {
-			reason := fmt.Sprintf("primary image unresponsive for %s (threshold %s) during round %d", wait.Round(time.Millisecond), cfg.ResponseThreshold, in.Round)
-			if err := e.o.Images.StartBackup(ctx, reason); err != nil {
-				cause = fmt.Errorf("%w; starting the backup image failed: %v", cause, err)
-			} else {
-				backupStarted = true
-			}
-		}
-		cause = fmt.Errorf("%w (waited %s for a response, threshold %s)", cause, wait.Round(time.Millisecond), cfg.ResponseThreshold)
+		var err error
+		wait, backupStarted, err = e.handleAbnormal(ctx, cfg, st, mon.since(), in.Round)
+		cause = fmt.Errorf("%w (%v)", cause, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -295,13 +294,38 @@ func (e *Engine) abortRound(ctx context.Context, cfg Config, st State, dst *Stor
 		}
 	}
 	if backupStarted {
-		e.setRolesLocked()
-		e.collector.SetStore(e.stores[e.st.Source])
-		e.emit(Event{Kind: "BackupStarted", Severity: "Critical", Round: in.Round, Message: fmt.Sprintf(
-			"backup image started: the primary image did not answer for %s (threshold %s); the backup image runs, the primary is stale",
-			wait.Round(time.Millisecond), cfg.ResponseThreshold)})
+		e.switchedToBackupLocked(cfg, wait, in.Round)
 	}
 	return RoundResult{Rollback: rb}, cause
+}
+
+// handleAbnormal waits for the abnormal source image, recording how long
+// the backup has waited, and starts the backup image when the wait passes
+// the response-time threshold (S4). The error describes what happened.
+func (e *Engine) handleAbnormal(ctx context.Context, cfg Config, st State, since time.Time, round uint64) (time.Duration, bool, error) {
+	wait, recovered := e.awaitResponse(ctx, st.Source, cfg, since)
+	if recovered {
+		return wait, false, fmt.Errorf("it answered again after %s, within the threshold %s", wait.Round(time.Millisecond), cfg.ResponseThreshold)
+	}
+	if !cfg.Failover || st.Source != flash.Primary || st.Running != flash.Primary {
+		return wait, false, fmt.Errorf("no answer for %s (threshold %s); the backup image is not started (failover off or already running)",
+			wait.Round(time.Millisecond), cfg.ResponseThreshold)
+	}
+	reason := fmt.Sprintf("primary image unresponsive for %s (threshold %s), round %d", wait.Round(time.Millisecond), cfg.ResponseThreshold, round)
+	if err := e.o.Images.StartBackup(ctx, reason); err != nil {
+		return wait, false, fmt.Errorf("no answer for %s; starting the backup image failed: %v", wait.Round(time.Millisecond), err)
+	}
+	return wait, true, fmt.Errorf("no answer for %s (threshold %s): backup image started", wait.Round(time.Millisecond), cfg.ResponseThreshold)
+}
+
+// switchedToBackupLocked makes the started backup image the running one:
+// it becomes the source of rounds and the target of the collector.
+func (e *Engine) switchedToBackupLocked(cfg Config, wait time.Duration, round uint64) {
+	e.setRolesLocked()
+	e.collector.SetStore(e.stores[e.st.Source])
+	e.emit(Event{Kind: "BackupStarted", Severity: "Critical", Round: round, Message: fmt.Sprintf(
+		"backup image started: the primary image did not answer for %s (threshold %s); the backup image runs, the primary is stale",
+		wait.Round(time.Millisecond), cfg.ResponseThreshold)})
 }
 
 // copyCategory makes dst's category equal to src's by merging the two key

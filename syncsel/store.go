@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -167,6 +168,9 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 	if creating && o.ReadOnly {
 		return nil, fmt.Errorf("store %s: %w", path, os.ErrNotExist)
 	}
+	// A truncated or garbled file makes bbolt touch unmapped memory: turn
+	// that fault into a panic, and the panic into ErrCorrupt.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store %s: %w: %v", path, ErrCorrupt, r)
@@ -188,6 +192,10 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 		return nil, fmt.Errorf("store %s: %w: %v", path, ErrCorrupt, err)
 	}
 	s = &Store{db: db, path: path, Slot: slot}
+	if err := checkSize(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if !o.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
 			for _, name := range allBuckets() {
@@ -206,6 +214,21 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 		}
 	}
 	return s, nil
+}
+
+// checkSize refuses a file shorter than its committed high-water mark
+// (a truncated copy or a short write that lost pages).
+func checkSize(db *bolt.DB, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > fi.Size() {
+			return fmt.Errorf("store %s: %w: file is %d bytes, its pages reach %d (truncated)", path, ErrCorrupt, fi.Size(), tx.Size())
+		}
+		return nil
+	})
 }
 
 func allBuckets() [][]byte {
@@ -309,6 +332,7 @@ func (s *Store) Matrix() (Matrix, error) {
 // view runs fn in a read transaction, turning a bbolt panic on a corrupt
 // page into an error.
 func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store %s: %w: %v", s.path, ErrCorrupt, r)
@@ -319,6 +343,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 
 // update runs fn in a write transaction, turning a bbolt panic into an error.
 func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store %s: %w: %v", s.path, ErrCorrupt, r)
