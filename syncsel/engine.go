@@ -294,23 +294,26 @@ func (e *Engine) recoverAtStart() error {
 }
 
 // matchesRound checks that every record is intact and the store holds
-// exactly the committed round's fingerprint matrix.
+// exactly the committed round's fingerprint matrix. A store that never
+// received a round (a former source, stale after a take-over) is checked
+// for intact records only.
 func matchesRound(checks map[Category]CategoryCheck, last *RoundRecord) error {
+	var want Matrix
+	what := "no round"
+	if last != nil {
+		want, what = last.Matrix, fmt.Sprintf("committed round %d", last.ID)
+	}
+	return matchesMatrix(checks, want, what)
+}
+
+func matchesMatrix(checks map[Category]CategoryCheck, want Matrix, what string) error {
 	for _, cat := range Categories {
 		c := checks[cat]
 		if !c.OK() {
 			return fmt.Errorf("%w: category %s: %d bad records, stored sum %s, computed %s", ErrCorrupt, cat, len(c.BadKeys), c.Stored.FP, c.Computed.FP)
 		}
-		want := CatFP{}
-		if last != nil {
-			want = last.Matrix[cat]
-		}
-		if c.Computed != want {
-			round := uint64(0)
-			if last != nil {
-				round = last.ID
-			}
-			return fmt.Errorf("%w: category %s holds %s (%d records), committed round %d has %s (%d records)", ErrCorrupt, cat, c.Computed.FP, c.Computed.Records, round, want.FP, want.Records)
+		if want != nil && c.Computed != want[cat] {
+			return fmt.Errorf("%w: category %s holds %s (%d records), %s has %s (%d records)", ErrCorrupt, cat, c.Computed.FP, c.Computed.Records, what, want[cat].FP, want[cat].Records)
 		}
 	}
 	return nil
@@ -413,8 +416,17 @@ func (e *Engine) finishRollback(dst *Store, in *Intent, where, reason string, wa
 	if err != nil {
 		return nil, err
 	}
-	if err := matchesRound(checks, js.Last); err != nil {
-		return nil, fmt.Errorf("rollback of round %d: the destination does not match round %d: %w", in.Round, in.Base, err)
+	// The cut round's writes must be gone: the destination holds exactly
+	// what it held when the round started (= the last committed round).
+	want, what := in.Before, fmt.Sprintf("the state before round %d", in.Round)
+	if want == nil {
+		if js.Last != nil {
+			want = js.Last.Matrix
+		}
+		what = fmt.Sprintf("round %d", in.Base)
+	}
+	if err := matchesMatrix(checks, want, what); err != nil {
+		return nil, fmt.Errorf("rollback of round %d: %w", in.Round, err)
 	}
 	rb := &Rollback{Round: in.Round, Base: in.Base, Time: e.o.Clock.Now().UTC(), Where: where, Reason: reason,
 		Verified: true, ResponseWait: Duration(wait), BackupStarted: backupStarted}

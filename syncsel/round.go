@@ -70,6 +70,9 @@ func (e *Engine) round(ctx context.Context, reason string, cfg Config, st State,
 	}
 	// The source image must answer before a round starts.
 	if t0 := e.o.Clock.Now(); e.probe(ctx, st.Source, cfg) != nil {
+		if ctx.Err() != nil {
+			return RoundResult{}, ctx.Err()
+		}
 		wait, started, err := e.handleAbnormal(ctx, cfg, st, t0, 0)
 		err = fmt.Errorf("%w: %s image did not answer before the round (%v)", ErrPrimaryAbnormal, st.Source, err)
 		if started {
@@ -113,7 +116,7 @@ func (e *Engine) round(ctx context.Context, reason string, cfg Config, st State,
 
 	// 1. The durable intent: "round N from base M has started".
 	bytes0 := dst.bytesAllocated()
-	in := &Intent{Base: 0, Started: started.UTC(), Group: group, Categories: cats, Source: st.Source, Dest: st.Dest}
+	in := &Intent{Base: 0, Started: started.UTC(), Group: group, Categories: cats, Source: st.Source, Dest: st.Dest, Before: dstM}
 	if js.Last != nil {
 		in.Base = js.Last.ID
 	}
@@ -131,6 +134,8 @@ func (e *Engine) round(ctx context.Context, reason string, cfg Config, st State,
 	}); err != nil {
 		return RoundResult{}, fmt.Errorf("round journal: %w", err)
 	}
+
+	e.log.Debug("round started", "round", in.Round, "base", in.Base, "categories", changed)
 
 	// 2. The round itself, in one write transaction, watched by the monitor.
 	mon := e.startMonitor(st.Source, cfg)
@@ -304,6 +309,9 @@ func (e *Engine) abortRound(ctx context.Context, cfg Config, st State, dst *Stor
 // the response-time threshold (S4). The error describes what happened.
 func (e *Engine) handleAbnormal(ctx context.Context, cfg Config, st State, since time.Time, round uint64) (time.Duration, bool, error) {
 	wait, recovered := e.awaitResponse(ctx, st.Source, cfg, since)
+	if ctx.Err() != nil {
+		return wait, false, fmt.Errorf("the CMC is shutting down; no take-over decided after %s", wait.Round(time.Millisecond))
+	}
 	if recovered {
 		return wait, false, fmt.Errorf("it answered again after %s, within the threshold %s", wait.Round(time.Millisecond), cfg.ResponseThreshold)
 	}

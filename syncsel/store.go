@@ -452,6 +452,9 @@ type Intent struct {
 	Categories []Category `json:"categories"`
 	Source     flash.Slot `json:"source"`
 	Dest       flash.Slot `json:"dest"`
+	// Before is the destination's fingerprint matrix when the round
+	// started: what a rollback must restore.
+	Before Matrix `json:"before"`
 }
 
 // Rollback is the journal entry of a round that was cut and rolled back.

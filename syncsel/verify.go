@@ -30,6 +30,14 @@ type VerifyReport struct {
 	Stores  [2]StoreReport
 }
 
+// OnlyNeedsRecovery reports whether the one problem is an unfinished
+// round in the destination's journal while its data is exactly the last
+// committed round (the state a kill leaves; the next start rolls it back).
+func (r VerifyReport) OnlyNeedsRecovery() bool {
+	d := r.Stores[r.Source.Other()]
+	return len(r.Stores[r.Source].Problems) == 0 && d.Intent != nil && len(d.Problems) == 1
+}
+
 // Consistent reports whether no problem was found.
 func (r VerifyReport) Consistent() bool {
 	return len(r.Stores[0].Problems) == 0 && len(r.Stores[1].Problems) == 0
@@ -99,7 +107,7 @@ func Verify(a flash.Areas, timeout time.Duration) VerifyReport {
 			if js.Intent != nil {
 				sr.Problems = append(sr.Problems, fmt.Sprintf("round %d started and did not commit: the journal needs recovery (cmcd run recovers it)", js.Intent.Round))
 			}
-			if err := matchesRound(sr.Checks, js.Last); err != nil && len(sr.Problems) == 0 {
+			if err := matchesRound(sr.Checks, js.Last); err != nil {
 				sr.Problems = append(sr.Problems, "not a committed round: "+err.Error())
 			}
 		}
