@@ -181,6 +181,9 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 		ReadOnly:     o.ReadOnly,
 		FreelistType: bolt.FreelistMapType,
 		MaxSize:      o.MaxSize,
+		// Address space only: avoids re-mapping the file as it grows
+		// during a large round.
+		InitialMmapSize: 256 << 20,
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -437,10 +440,10 @@ type RoundRecord struct {
 	// Bytes is what the round wrote to the file (pages of the intent and
 	// the round, and two meta pages); known only after the commit, so it
 	// is not part of the journaled record.
-	Bytes int64 `json:"bytesWritten,omitempty"`
-	ResponseWait Duration   `json:"responseWait"` // longest primary probe answer seen
-	Matrix       Matrix     `json:"fingerprints"` // the destination's whole matrix at commit
-	Config       Config     `json:"config"`
+	Bytes        int64    `json:"bytesWritten,omitempty"`
+	ResponseWait Duration `json:"responseWait"` // longest primary probe answer seen
+	Matrix       Matrix   `json:"fingerprints"` // the destination's whole matrix at commit
+	Config       Config   `json:"config"`
 }
 
 // Intent is the durable "round N started" record.
