@@ -82,6 +82,7 @@ func (s *Store) Authenticate(user, password, source string) (Account, error) {
 		e, ok := s.cache[user]
 		if ok && e.version == r.Version && now.Before(e.expires) && hmac.Equal(e.mac[:], mac[:]) &&
 			r.Enabled && !s.locked(user, now) {
+			delete(s.fails, user)
 			a := s.account(r)
 			s.mu.Unlock()
 			return a, nil
