@@ -72,7 +72,8 @@
 // against a dummy hash of the same cost and get the same ErrBadCredentials
 // as wrong passwords. After 5 failures within 5 minutes (WithLockout) an
 // account is locked for 5 minutes; a Limiter additionally refuses a source
-// address after repeated failures against any accounts. Lockout and limiter
+// address (its port ignored) for a minute after 10 failures within a minute,
+// whatever the accounts tried (WithLimiter). Lockout and limiter
 // state live in memory only, so failed logins never cost a flash write. IPMI
 // gets the clear password from IPMICredentials (which refuses disabled and
 // locked accounts) and reports each RAKP outcome with RecordAuthResult, so

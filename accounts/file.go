@@ -113,7 +113,8 @@ func loadKey(dir string, haveAccounts bool) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s holds %d bytes, want %d; restore it from a backup of this data directory",
 				ErrCorrupt, path, len(key), chacha20poly1305.KeySize)
 		}
-		return key, os.Chmod(path, 0o600)
+		os.Chmod(path, 0o600) // best effort: tighten a key copied in with a wider mode
+		return key, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("read device key: %w", err)
 	case haveAccounts:

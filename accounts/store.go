@@ -436,8 +436,9 @@ func (s *Store) List() []Account {
 // IPMICredentials returns what the IPMI RAKP exchange needs for user: the
 // clear password (a fresh slice: zero it when done), the IPMI privilege
 // limit of the user's role and the IPMI user ID. A disabled or locked
-// account gets ErrDisabled or ErrLocked; an unknown one ErrNotFound. Report
-// the RAKP outcome with RecordAuthResult so lockout covers IPMI too.
+// account gets ErrDisabled or ErrLocked; an unknown one ErrNotFound. Check
+// Limiter().Allow(source) before, and report the RAKP outcome with
+// RecordAuthResult after, so lockout and rate limits cover IPMI too.
 func (s *Store) IPMICredentials(user string) (password []byte, ipmiPriv uint8, userID uint8, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -461,9 +462,9 @@ func (s *Store) IPMICredentials(user string) (password []byte, ipmiPriv uint8, u
 
 // EnsureInitialAdmin creates the account "admin" (Administrator) with a
 // random 16-character password when the store has no accounts at all, and
-// writes that password to <dir>/initial-admin-password (mode 0600) before
-// the account is committed, so a crash never leaves an admin whose password
-// nobody knows. It returns the password and created=true so the caller can
+// writes that password and a newline to <dir>/initial-admin-password (mode
+// 0600, crash-safely) before the account is committed, so a crash never
+// leaves an admin whose password nobody knows. It returns the password and created=true so the caller can
 // log that it did so (never log the password itself). When any account
 // exists it does nothing.
 func (s *Store) EnsureInitialAdmin() (password string, created bool, err error) {
