@@ -119,7 +119,7 @@ func (c *Collector) Collect(ctx context.Context) (CollectStats, error) {
 			node := r.node
 			if !r.nodeOK {
 				// Keep the last known record, marked unreachable.
-				if v := nodes.b.Get(itemKey(r.slot)); v != nil && len(v) > FPSize {
+				if v := nodes.b.Get(itemKey(r.slot)); len(v) > FPSize {
 					_ = json.Unmarshal(v[FPSize:], &node)
 				}
 				node.Slot, node.Reachable = r.slot, false

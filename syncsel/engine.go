@@ -373,7 +373,7 @@ func (e *Engine) repairSource() (int, error) {
 				for _, k := range checks[cat].BadKeys {
 					fixed++
 					good := dtx.Bucket([]byte(cat)).Get([]byte(k))
-					if good != nil && len(good) >= FPSize {
+					if len(good) >= FPSize {
 						fp := recordFP(cat, []byte(k), good[FPSize:])
 						if bytes.Equal(fp[:], good[:FPSize]) {
 							if err := b.Put([]byte(k), append([]byte(nil), good...)); err != nil {

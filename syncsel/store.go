@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"cmcd/flash"
 )
@@ -186,7 +187,7 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 		InitialMmapSize: 256 << 20,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("store %s is in use by another process (is cmcd running?): %w", path, err)
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
@@ -194,6 +195,8 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 		}
 		return nil, fmt.Errorf("store %s: %w: %v", path, ErrCorrupt, err)
 	}
+	// Grow the file 1 MiB at a time: flash data areas are small.
+	db.AllocSize = 1 << 20
 	s = &Store{db: db, path: path, Slot: slot}
 	if err := checkSize(db, path); err != nil {
 		db.Close()
@@ -276,7 +279,7 @@ func newCatWriter(tx *bolt.Tx, cat Category) *catWriter {
 func (w *catWriter) put(key, payload []byte) (bool, error) {
 	fp := recordFP(w.cat, key, payload)
 	old := w.b.Get(key)
-	if old != nil && len(old) >= FPSize && bytes.Equal(old[:FPSize], fp[:]) {
+	if len(old) >= FPSize && bytes.Equal(old[:FPSize], fp[:]) {
 		return false, nil
 	}
 	v := make([]byte, FPSize+len(payload))
