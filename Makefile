@@ -31,10 +31,13 @@ check: deps
 
 # Every test. CMCD_KILLS=10000 (kill test) and CMCD_SOAK=1 enable the long modes.
 test: check build
-	$(GO) test -count=1 -timeout 25m ./...
+	set -o pipefail; $(GO) test -count=1 -timeout 25m -v ./... 2>&1 | tee bin/test.log \
+		| grep -E '^(ok|FAIL|--- FAIL|panic:|SUMMARY)|^\s+\S+_test\.go:[0-9]+'
+	@echo "full log: bin/test.log"
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./syncsel/ | tee bench/out-syncsel.txt
+	mkdir -p bench/out
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./syncsel/ | tee bench/out/syncsel.txt | grep -E 'SUMMARY|^ok|FAIL' 
 
 soak:
 	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/
