@@ -138,22 +138,12 @@ func (c *Collector) Collect(ctx context.Context) (CollectStats, error) {
 				}
 			}
 			if r.selOK {
-				in := make([]logInput, len(r.sel))
-				for i, e := range r.sel {
-					b, _ := json.Marshal(e)
-					in[i] = logInput{key: e.Key(), data: b}
-				}
-				if err := c.applyLog(tx, sels, r.slot, in, &st); err != nil {
+				if err := c.applyLog(tx, sels, r.slot, logInputs(r.sel), &st); err != nil {
 					return err
 				}
 			}
 			if r.fltOK {
-				in := make([]logInput, len(r.faults))
-				for i, f := range r.faults {
-					b, _ := json.Marshal(f)
-					in[i] = logInput{key: f.Key(), data: b}
-				}
-				if err := c.applyLog(tx, flts, r.slot, in, &st); err != nil {
+				if err := c.applyLog(tx, flts, r.slot, logInputs(r.faults), &st); err != nil {
 					return err
 				}
 			}
@@ -174,6 +164,16 @@ func (c *Collector) Collect(ctx context.Context) (CollectStats, error) {
 		return st, fmt.Errorf("collect: %w", errors.Join(perr, ferr))
 	}
 	return st, nil
+}
+
+// logInputs encodes log entries for applyLog.
+func logInputs[T interface{ Key() string }](entries []T) []logInput {
+	in := make([]logInput, len(entries))
+	for i, e := range entries {
+		b, _ := json.Marshal(e)
+		in[i] = logInput{key: e.Key(), data: b}
+	}
+	return in
 }
 
 func (c *Collector) applyLog(tx *bolt.Tx, w *catWriter, slot int, in []logInput, st *CollectStats) error {

@@ -538,38 +538,26 @@ func (s *Store) Journal() (JournalState, error) {
 
 // Rounds returns up to limit committed round records, newest first.
 func (s *Store) Rounds(limit int) ([]RoundRecord, error) {
-	var out []RoundRecord
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketJournal).Cursor()
-		for k, v := lastWithPrefix(c, "r/"); k != nil && bytes.HasPrefix(k, []byte("r/")); k, v = c.Prev() {
-			var r RoundRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("%w: round record %s: %v", ErrCorrupt, k, err)
-			}
-			out = append(out, r)
-			if len(out) >= limit {
-				break
-			}
-		}
-		return nil
-	})
-	return out, err
+	return readJournal[RoundRecord](s, "r/", limit)
 }
 
 // Rollbacks returns up to limit rollback records, newest first.
 func (s *Store) Rollbacks(limit int) ([]Rollback, error) {
-	var out []Rollback
+	return readJournal[Rollback](s, "x/", limit)
+}
+
+// readJournal decodes up to limit journal records with a key prefix,
+// newest first.
+func readJournal[T any](s *Store, prefix string, limit int) ([]T, error) {
+	var out []T
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketJournal).Cursor()
-		for k, v := lastWithPrefix(c, "x/"); k != nil && bytes.HasPrefix(k, []byte("x/")); k, v = c.Prev() {
-			var r Rollback
+		for k, v := lastWithPrefix(c, prefix); k != nil && bytes.HasPrefix(k, []byte(prefix)) && len(out) < limit; k, v = c.Prev() {
+			var r T
 			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("%w: rollback record %s: %v", ErrCorrupt, k, err)
+				return fmt.Errorf("%w: journal record %s: %v", ErrCorrupt, k, err)
 			}
 			out = append(out, r)
-			if len(out) >= limit {
-				break
-			}
 		}
 		return nil
 	})
