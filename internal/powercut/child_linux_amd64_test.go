@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -36,6 +39,9 @@ var children = map[string]func(dir string) error{
 	"boltbench":  childBoltBench,
 	"statbench":  childStatBench,
 	"syncsbench": childSyncsBench,
+	"mmap":       childMmap,
+	"syncall":    childSyncAll,
+	"signals":    childSignals,
 }
 
 // runChild runs the child named by mode and exits.
@@ -356,4 +362,65 @@ func childSyncsBench(dir string) error {
 		}
 	}
 	return f.Close()
+}
+
+// childMmap writes through a shared mapping: page 0 'M' then msync(MS_SYNC),
+// then page 1 'N' without msync.
+func childMmap(dir string) error {
+	f, err := os.Create(filepath.Join(dir, "mapped"))
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(2 * PageSize); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, 2*PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(m, fill('M', PageSize))
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		return err
+	}
+	copy(m[PageSize:], fill('N', PageSize))
+	ready()
+	return nil
+}
+
+// childSyncAll writes a new file "s1" and calls sync(2), then writes "s2"
+// and more of "s1" without any sync.
+func childSyncAll(dir string) error {
+	f, err := os.Create(filepath.Join(dir, "s1"))
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(fill('1', PageSize)); err != nil {
+		return err
+	}
+	syscall.Sync()
+	if _, err := f.Write(fill('2', PageSize)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "s2"), []byte("x"), 0o644); err != nil {
+		return err
+	}
+	ready()
+	return nil
+}
+
+// childSignals prints "usr1" for every SIGUSR1 it gets.
+func childSignals(dir string) error {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	fmt.Println("ready")
+	for range ch {
+		fmt.Println("usr1")
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -428,4 +429,46 @@ func TestStartErrors(t *testing.T) {
 		t.Errorf("Wait = %v, want exit status 3", err)
 	}
 	checkGone(t, tr)
+}
+
+func TestMsync(t *testing.T) {
+	dir := t.TempDir()
+	c := startChild(t, "mmap", dir, WithKeepProbability(0))
+	c.expect(t, "ready")
+	cut(t, c)
+	want := append(fill('M', PageSize), make([]byte, PageSize)...)
+	if got := readFile(t, filepath.Join(dir, "mapped")); !bytes.Equal(got, want) {
+		t.Errorf("after the cut the mapped file holds %q...%q, want the msynced page and a zero page", got[:4], got[len(got)-4:])
+	}
+}
+
+func TestSyncAll(t *testing.T) {
+	dir := t.TempDir()
+	c := startChild(t, "syncall", dir, WithKeepProbability(0))
+	c.expect(t, "ready")
+	cut(t, c)
+	mustHold(t, filepath.Join(dir, "s1"), string(fill('1', PageSize)))
+	mustNotExist(t, filepath.Join(dir, "s2"))
+}
+
+// TestSignals checks that signals reach the traced command, and that a
+// stop/continue does not wedge it.
+func TestSignals(t *testing.T) {
+	forModes(t, func(t *testing.T, opts ...Option) {
+		dir := t.TempDir()
+		c := startChild(t, "signals", dir, opts...)
+		c.expect(t, "ready")
+		pid := c.tr.Pid()
+		for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGSTOP, syscall.SIGCONT, syscall.SIGUSR1} {
+			if err := syscall.Kill(pid, sig); err != nil {
+				t.Fatal(err)
+			}
+			if sig == syscall.SIGUSR1 {
+				c.expect(t, "usr1")
+			}
+		}
+		if err := c.tr.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
 }
