@@ -245,6 +245,16 @@ func allBuckets() [][]byte {
 	return out
 }
 
+// uninitialised reports whether the store holds no bucket at all (a file
+// whose first transaction was lost).
+func (s *Store) uninitialised() bool {
+	empty := true
+	s.view(func(tx *bolt.Tx) error {
+		return tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+	})
+	return empty
+}
+
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
