@@ -147,20 +147,7 @@ func TestKillDuringRounds(t *testing.T) {
 		scanned := make(chan struct{})
 		roundStarted := make(chan struct{}, 1)
 		go watchCommits(stderr, &reported, &mu, roundStarted, scanned)
-		if i%2 == 0 {
-			// At a random instant.
-			time.Sleep(time.Duration(30+rng.Intn(700)) * time.Millisecond)
-		} else {
-			// Aimed at a round: a random delay after the n-th round started.
-			n := 1 + rng.Intn(4)
-			for j := 0; j < n; j++ {
-				select {
-				case <-roundStarted:
-				case <-time.After(5 * time.Second):
-				}
-			}
-			time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
-		}
+		waitToCut(rng, i, roundStarted, 700*time.Millisecond)
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-scanned
 		cmd.Wait()
@@ -237,4 +224,21 @@ func restartAndStop(t *testing.T, bin, data string, seed int) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("restart: %v\n%s", err, log.String())
 	}
+}
+
+// waitToCut waits before a kill or cut: on even iterations a random
+// instant up to spread, on odd ones a few milliseconds after the n-th
+// round started (n = 1..4), so that cuts land inside rounds too.
+func waitToCut(rng *rand.Rand, i int, roundStarted <-chan struct{}, spread time.Duration) {
+	if i%2 == 0 {
+		time.Sleep(30*time.Millisecond + time.Duration(rng.Int63n(int64(spread))))
+		return
+	}
+	for j, n := 0, 1+rng.Intn(4); j < n; j++ {
+		select {
+		case <-roundStarted:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
 }

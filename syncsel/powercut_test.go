@@ -56,17 +56,7 @@ func TestPowerCutDuringRounds(t *testing.T) {
 		scanned := make(chan struct{})
 		roundStarted := make(chan struct{}, 1)
 		go watchCommits(stderr, &reported, &mu, roundStarted, scanned)
-		if i%2 == 0 {
-			time.Sleep(time.Duration(50+rng.Intn(900)) * time.Millisecond)
-		} else {
-			for j, n := 0, 1+rng.Intn(4); j < n; j++ {
-				select {
-				case <-roundStarted:
-				case <-time.After(5 * time.Second):
-				}
-			}
-			time.Sleep(time.Duration(rng.Intn(3000)) * time.Microsecond)
-		}
+		waitToCut(rng, i, roundStarted, 900*time.Millisecond)
 		rep, err := tr.Cut()
 		if err != nil {
 			t.Fatalf("cut %d: %v", i+1, err)
