@@ -751,7 +751,7 @@ func (l *tracer) snapPath(link, target string) *pendingSync {
 			return nil
 		}
 		defer f.Close()
-		data, err := readAll(f, 0)
+		data, err := readAll(f, e.size)
 		if err != nil {
 			return nil
 		}
