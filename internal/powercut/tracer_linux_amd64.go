@@ -799,7 +799,13 @@ func (l *tracer) snapMapping(tid int, addr uint64) *pendingSync {
 			continue
 		}
 		path := strings.Join(fields[5:], " ")
-		return l.snapPath(fmt.Sprintf("/proc/%d/map_files/%s", tid, rng), path)
+		// map_files opens the mapped inode even if it was renamed or
+		// removed, but needs CAP_SYS_ADMIN; else go by the path.
+		link := fmt.Sprintf("/proc/%d/map_files/%s", tid, rng)
+		if unix.Access(link, unix.R_OK) != nil {
+			link = path
+		}
+		return l.snapPath(link, path)
 	}
 	return nil
 }
