@@ -472,3 +472,35 @@ func TestSignals(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentTracers runs several tracers at once next to plain os/exec
+// children: each tracer reaps only its own tasks.
+func TestConcurrentTracers(t *testing.T) {
+	const n = 3
+	dirs := make([]string, n)
+	cs := make([]*child, n)
+	for i := range n {
+		dirs[i] = t.TempDir()
+		cs[i] = startChild(t, "ab", dirs[i], WithKeepProbability(0))
+	}
+	plainErr := make(chan error, 1)
+	go func() {
+		var err error
+		for range 5 {
+			if err = exec.Command("/bin/sh", "-c", "sleep 0.01").Run(); err != nil {
+				break
+			}
+		}
+		plainErr <- err
+	}()
+	for i, c := range cs {
+		c.expect(t, "ready")
+		cut(t, c)
+		if got := readFile(t, filepath.Join(dirs[i], "data")); !bytes.Equal(got, contentA) {
+			t.Errorf("tracer %d: file holds %d bytes after the cut, want A", i, len(got))
+		}
+	}
+	if err := <-plainErr; err != nil {
+		t.Errorf("a plain os/exec child next to the tracers failed: %v", err)
+	}
+}
