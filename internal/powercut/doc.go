@@ -111,8 +111,9 @@
 //     no ordering between them.
 //   - Never-synced data is all lost (p does not apply to it).
 //   - O_SYNC, O_DSYNC and O_DIRECT writes are not recognised as durable; they
-//     count as unsynced until a sync call. sync_file_range is taken as a full
-//     fdatasync, which is optimistic.
+//     count as unsynced until a sync call. sync_file_range counts only with
+//     SYNC_FILE_RANGE_WAIT_AFTER, and then as an fdatasync of the whole
+//     file, which is optimistic.
 //   - Writes by other threads racing with a sync may be counted as durable.
 //   - Directory changes are decided per name, each between its durable and
 //     its kill-time state: intermediate states are not produced, and a

@@ -504,3 +504,17 @@ func TestConcurrentTracers(t *testing.T) {
 		t.Errorf("a plain os/exec child next to the tracers failed: %v", err)
 	}
 }
+
+func TestSyncFileRange(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"f1", "f2"} {
+		if err := os.WriteFile(filepath.Join(dir, name), fill('0', PageSize), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startChild(t, "sfr", dir, WithKeepProbability(0))
+	c.expect(t, "ready")
+	cut(t, c)
+	mustHold(t, filepath.Join(dir, "f1"), string(fill('0', PageSize)))
+	mustHold(t, filepath.Join(dir, "f2"), string(fill('A', PageSize)))
+}
