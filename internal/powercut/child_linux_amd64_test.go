@@ -42,6 +42,7 @@ var children = map[string]func(dir string) error{
 	"mmap":       childMmap,
 	"syncall":    childSyncAll,
 	"signals":    childSignals,
+	"sfr":        childSyncFileRange,
 }
 
 // runChild runs the child named by mode and exits.
@@ -422,5 +423,31 @@ func childSignals(dir string) error {
 	for range ch {
 		fmt.Println("usr1")
 	}
+	return nil
+}
+
+// childSyncFileRange overwrites the existing files "f1" and "f2" with a page
+// of 'A'; f1 only gets sync_file_range(WRITE), which starts writeback, f2
+// one that waits for it.
+func childSyncFileRange(dir string) error {
+	for _, tc := range []struct {
+		name  string
+		flags int
+	}{
+		{"f1", unix.SYNC_FILE_RANGE_WRITE},
+		{"f2", unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER},
+	} {
+		f, err := os.OpenFile(filepath.Join(dir, tc.name), os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(fill('A', PageSize), 0); err != nil {
+			return err
+		}
+		if err := unix.SyncFileRange(int(f.Fd()), 0, 0, tc.flags); err != nil {
+			return err
+		}
+	}
+	ready()
 	return nil
 }

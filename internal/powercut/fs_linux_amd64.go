@@ -25,6 +25,7 @@ func statEntry(dirfd int, path string, flags int) (entry, error) {
 	e := entry{
 		id:   fileID{dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), ino: sx.Ino},
 		mode: fs.FileMode(sx.Mode & 0o7777),
+		size: int64(sx.Size),
 	}
 	if sx.Mask&unix.STATX_BTIME != 0 {
 		e.id.btime = sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec)
@@ -116,11 +117,23 @@ func scan(roots []string) (namespace, map[fileID]image, error) {
 	return ns, files, nil
 }
 
-// readAll reads a whole file from an open descriptor, from offset 0.
+// readAll reads a whole file from an open descriptor, from offset 0; size
+// is its expected size.
 func readAll(f *os.File, size int64) ([]byte, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := buf.ReadFrom(io.NewSectionReader(f, 0, 1<<62))
-	return buf.Bytes(), err
+	buf := make([]byte, size)
+	n, err := io.ReadFull(io.NewSectionReader(f, 0, size), buf)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return buf[:n], nil // shrank meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Grew meanwhile? Read the rest.
+	var rest bytes.Buffer
+	if _, err := rest.ReadFrom(io.NewSectionReader(f, size, 1<<62)); err != nil {
+		return nil, err
+	}
+	return append(buf, rest.Bytes()...), nil
 }
 
 // apply makes the watched trees hold exactly want: it removes what must go,

@@ -43,6 +43,7 @@ type entry struct {
 	id     fileID      // the inode (all kinds)
 	mode   fs.FileMode // permission bits
 	target string      // symlink target
+	size   int64       // size when listed (informational; not compared)
 }
 
 // same reports whether a and b are the same directory entry for the

@@ -86,7 +86,8 @@ func WithStopTimeout(d time.Duration) Option {
 // Stats counts what the tracer saw. All counters only grow.
 type Stats struct {
 	// SyncCalls counts sync-family system calls (fsync, fdatasync,
-	// sync_file_range, syncfs, sync, msync with MS_SYNC) on any file.
+	// sync_file_range with SYNC_FILE_RANGE_WAIT_AFTER, syncfs, sync, msync
+	// with MS_SYNC) on any file.
 	SyncCalls uint64
 	// Syncs counts the successful ones that touched a watched file or
 	// directory: these are the ones that move the durable state on.

@@ -472,3 +472,49 @@ func TestSignals(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentTracers runs several tracers at once next to plain os/exec
+// children: each tracer reaps only its own tasks.
+func TestConcurrentTracers(t *testing.T) {
+	const n = 3
+	dirs := make([]string, n)
+	cs := make([]*child, n)
+	for i := range n {
+		dirs[i] = t.TempDir()
+		cs[i] = startChild(t, "ab", dirs[i], WithKeepProbability(0))
+	}
+	plainErr := make(chan error, 1)
+	go func() {
+		var err error
+		for range 5 {
+			if err = exec.Command("/bin/sh", "-c", "sleep 0.01").Run(); err != nil {
+				break
+			}
+		}
+		plainErr <- err
+	}()
+	for i, c := range cs {
+		c.expect(t, "ready")
+		cut(t, c)
+		if got := readFile(t, filepath.Join(dirs[i], "data")); !bytes.Equal(got, contentA) {
+			t.Errorf("tracer %d: file holds %d bytes after the cut, want A", i, len(got))
+		}
+	}
+	if err := <-plainErr; err != nil {
+		t.Errorf("a plain os/exec child next to the tracers failed: %v", err)
+	}
+}
+
+func TestSyncFileRange(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"f1", "f2"} {
+		if err := os.WriteFile(filepath.Join(dir, name), fill('0', PageSize), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startChild(t, "sfr", dir, WithKeepProbability(0))
+	c.expect(t, "ready")
+	cut(t, c)
+	mustHold(t, filepath.Join(dir, "f1"), string(fill('0', PageSize)))
+	mustHold(t, filepath.Join(dir, "f2"), string(fill('A', PageSize)))
+}

@@ -480,6 +480,9 @@ func (l *tracer) attach(pid int) error {
 	if err := syscall.PtraceSetOptions(pid, opts); err != nil {
 		return fmt.Errorf("powercut: Start: PTRACE_SETOPTIONS: %w", err)
 	}
+	if _, err := getSyscallInfo(pid); err != nil {
+		return fmt.Errorf("powercut: Start: PTRACE_GET_SYSCALL_INFO: %w (needs Linux 5.3 or later)", err)
+	}
 	tk := l.newTask(pid, pid)
 	tk.fresh = false
 	l.resume(tk, 0)
@@ -698,7 +701,15 @@ func (l *tracer) resume(tk *task, sig syscall.Signal) {
 func (l *tracer) enter(tk *task, nr uint64, args [6]uint64) *pendingSync {
 	st := &l.t.stats
 	switch nr {
-	case syscall.SYS_FSYNC, syscall.SYS_FDATASYNC, syscall.SYS_SYNC_FILE_RANGE:
+	case syscall.SYS_FSYNC, syscall.SYS_FDATASYNC:
+		st.syncCalls.Add(1)
+		return l.snapFD(tk.tid, int(int32(args[0])))
+	case syscall.SYS_SYNC_FILE_RANGE:
+		// Only a call that waits for the write-out counts; without
+		// SYNC_FILE_RANGE_WAIT_AFTER it merely starts writeback.
+		if args[3]&unix.SYNC_FILE_RANGE_WAIT_AFTER == 0 {
+			return nil
+		}
 		st.syncCalls.Add(1)
 		return l.snapFD(tk.tid, int(int32(args[0])))
 	case syscall.SYS_MSYNC:
@@ -751,7 +762,7 @@ func (l *tracer) snapPath(link, target string) *pendingSync {
 			return nil
 		}
 		defer f.Close()
-		data, err := readAll(f, 0)
+		data, err := readAll(f, e.size)
 		if err != nil {
 			return nil
 		}
@@ -799,7 +810,13 @@ func (l *tracer) snapMapping(tid int, addr uint64) *pendingSync {
 			continue
 		}
 		path := strings.Join(fields[5:], " ")
-		return l.snapPath(fmt.Sprintf("/proc/%d/map_files/%s", tid, rng), path)
+		// map_files opens the mapped inode even if it was renamed or
+		// removed, but needs CAP_SYS_ADMIN; else go by the path.
+		link := fmt.Sprintf("/proc/%d/map_files/%s", tid, rng)
+		if unix.Access(link, unix.R_OK) != nil {
+			link = path
+		}
+		return l.snapPath(link, path)
 	}
 	return nil
 }
