@@ -86,6 +86,7 @@ func (n *node) refreshSEL(ctx context.Context) ([]board.SELEntry, error) {
 				"cached", len(c.raws), "bmc", after.Entries)
 		}
 	}
+	n.stats.fullSELReads++
 	entries, raws, err := n.readSELFrom(ctx, 0, sdr)
 	if err != nil {
 		return nil, err
@@ -162,6 +163,7 @@ func (n *node) readSELFrom(ctx context.Context, id uint16, sdr *sdrCache) ([]boa
 }
 
 func (n *node) getSELEntry(ctx context.Context, id uint16) (*storage.GetSELEntryResponse, error) {
+	n.stats.selEntryReads++
 	res := &storage.GetSELEntryResponse{}
 	err := n.call(ctx, &storage.GetSELEntryRequest{RecordID: id, ReadBytes: 0xff}, res)
 	return res, err

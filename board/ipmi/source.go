@@ -155,6 +155,7 @@ type node struct {
 	sensors *sensorSnapshot
 	sel     selCache
 	faults  faultLog
+	stats   stats
 
 	// Guarded by mu (never held during I/O): reachability and backoff.
 	mu        sync.Mutex
@@ -162,6 +163,12 @@ type node struct {
 	retryAt   time.Time
 	lastErr   error
 	reachable bool
+}
+
+// stats counts a node's SEL work (tests check the incremental reads).
+type stats struct {
+	selEntryReads int // Get SEL Entry requests
+	fullSELReads  int // whole-SEL reads
 }
 
 // unreachable returns the error for a node in backoff, or nil if it may be tried.
