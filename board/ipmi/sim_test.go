@@ -30,7 +30,7 @@ func TestNodeMatchesIpmitool(t *testing.T) {
 	ctx := ctxT(t)
 
 	// Push one sensor beyond a threshold so that states are compared too.
-	sim.MustConsole(fmt.Sprintf("sensor_set_value 0x20 0 %d 210 0", snFan)) // 10500 RPM, no thresholds above
+	sim.MustConsole(fmt.Sprintf("sensor_set_value 0x20 0 %d 210 0", snFan))  // 10500 RPM, no thresholds above
 	sim.MustConsole(fmt.Sprintf("sensor_set_value 0x20 0 %d 186 0", snP12V)) // 11.16 V < LNC 11.4
 
 	n, err := src.Node(ctx, 1)

@@ -87,8 +87,8 @@ func (s Sensor) SDR() []byte {
 		b[12], b[13] = s.Type, 0x01
 		ev := s.eventMask()
 		tm := uint16(s.thresholdMask())
-		lower := ev | (tm&0x07)<<12          // assertion events + lower comparisons returned
-		upper := ev | ((tm>>3)&0x07)<<12     // deassertion events + upper comparisons returned
+		lower := ev | (tm&0x07)<<12      // assertion events + lower comparisons returned
+		upper := ev | ((tm>>3)&0x07)<<12 // deassertion events + upper comparisons returned
 		b[14], b[15] = byte(lower), byte(lower>>8)
 		b[16], b[17] = byte(upper), byte(upper>>8)
 		b[18], b[19] = byte(tm), byte(tm) // settable, readable thresholds
@@ -101,7 +101,7 @@ func (s Sensor) SDR() []byte {
 		b[26], b[27] = byte(bb), byte(bb>>8)<<6
 		b[28] = 0
 		b[29] = byte(s.RExp)<<4 | byte(s.BExp)&0x0f
-		b[30] = 0 // no nominal/normal values
+		b[30] = 0                 // no nominal/normal values
 		b[34], b[35] = 0xff, 0x00 // max, min reading
 		if s.Signed {
 			b[34], b[35] = 0x7f, 0x80
