@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,12 +28,18 @@ func newSource(t testing.TB, sims []*ipmitest.Sim, opts ...Option) *Source {
 	for i, s := range sims {
 		cfg.Nodes = append(cfg.Nodes, nodeConfig(i+1, s))
 	}
+	opts = append([]Option{WithLogger(testLogger(t))}, opts...)
 	src, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = src.Close() })
 	return src
+}
+
+// testLogger logs to the test's output (shown on failure or with -v).
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func ctxT(t testing.TB) context.Context {

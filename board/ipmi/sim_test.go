@@ -418,7 +418,20 @@ func TestDeadNodeDoesNotBlockOthers(t *testing.T) {
 	}
 	wg.Wait()
 	clock := ipmitest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	src := newSource(t, sims, WithClock(clock), WithBackoff(Backoff{Min: 2 * time.Second, Max: 16 * time.Second}))
+	var cfg Config
+	for i, s := range sims {
+		cfg.Nodes = append(cfg.Nodes, nodeConfig(i+1, s))
+	}
+	// Node 2's requests time out after 3s; a read of another node that
+	// waited for it would take that long.
+	const hang = 3 * time.Second
+	cfg.Nodes[1].Timeout = Duration(hang)
+	src, err := New(cfg, WithClock(clock), WithBackoff(Backoff{Min: 2 * time.Second, Max: 16 * time.Second}),
+		WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
 	ctx := ctxT(t)
 	for slot := 1; slot <= 3; slot++ {
 		if _, err := src.Node(ctx, slot); err != nil {
@@ -429,33 +442,33 @@ func TestDeadNodeDoesNotBlockOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Hung BMC: node 2's request runs into its timeout (1s) while nodes 1
-	// and 3 are read many times over.
+	// Hung BMC: node 2's request runs into its timeout while nodes 1 and 3
+	// are read many times over.
 	sims[1].Freeze()
 	dead := make(chan error, 1)
 	start := time.Now()
 	go func() { _, err := src.Node(ctx, 2); dead <- err }()
 	time.Sleep(50 * time.Millisecond)
 	reads := 0
-	for time.Since(start) < 500*time.Millisecond {
+	for time.Since(start) < hang/2 {
 		for _, slot := range []int{1, 3} {
 			t0 := time.Now()
 			if _, err := src.Node(ctx, slot); err != nil {
 				t.Fatalf("node %d while node 2 hangs: %v", slot, err)
 			}
-			if d := time.Since(t0); d > 300*time.Millisecond {
+			if d := time.Since(t0); d > hang/2 {
 				t.Errorf("node %d took %s while node 2 hangs", slot, d)
 			}
 			reads++
 		}
 	}
-	err := <-dead
+	err = <-dead
 	var ue *UnreachableError
 	if !errors.Is(err, board.ErrUnreachable) || !errors.As(err, &ue) {
 		t.Fatalf("hung node: %v", err)
 	}
-	if d := time.Since(start); d < 800*time.Millisecond || d > 5*time.Second {
-		t.Errorf("hung node reported after %s, want about its 1s timeout", d)
+	if d := time.Since(start); d < hang*8/10 || d > 2*hang {
+		t.Errorf("hung node reported after %s, want about its %s timeout", d, hang)
 	}
 	if reads < 4 {
 		t.Errorf("only %d reads of the other nodes while node 2 hung", reads)

@@ -194,8 +194,7 @@ func (n *node) markFailed(cause error) error {
 	failures := n.failures
 	n.mu.Unlock()
 	if was || failures == 1 {
-		n.log.Warn("node BMC unreachable", slog.Any("node", n.cfg), slog.String("err", cause.Error()),
-			slog.Time("retryAt", e.RetryAt))
+		n.log.Warn("node BMC unreachable", slog.String("err", cause.Error()), slog.Time("retryAt", e.RetryAt))
 	}
 	return e
 }
@@ -210,7 +209,7 @@ func (n *node) markOK() {
 	n.reachable = true
 	n.mu.Unlock()
 	if !was && failures > 0 {
-		n.log.Info("node BMC reachable again", slog.Any("node", n.cfg))
+		n.log.Info("node BMC reachable again")
 	}
 }
 
