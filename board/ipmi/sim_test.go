@@ -585,3 +585,75 @@ func TestWrongPassword(t *testing.T) {
 		t.Errorf("wrong password: %v", err)
 	}
 }
+
+// TestCrossCheckFreeIPMI compares the collector with a second independent
+// implementation, FreeIPMI, on the same simulator.
+func TestCrossCheckFreeIPMI(t *testing.T) {
+	ipmitest.Need(t, "ipmi-sensors", "ipmi-sel", "ipmi-fru")
+	sim := ipmitest.StartSim(t, testNode(4))
+	src := newSource(t, []*ipmitest.Sim{sim})
+	ctx := ctxT(t)
+
+	n, err := src.Node(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ID,Name,Type,Reading,Units,Event
+	values := map[string]string{}
+	for _, line := range strings.Split(sim.MustFreeIPMI("ipmi-sensors", "--no-header-output", "--comma-separated-output"), "\n") {
+		if f := strings.Split(line, ","); len(f) >= 6 {
+			values[f[1]] = f[3]
+		}
+	}
+	if len(values) != len(n.Sensors) {
+		t.Errorf("ipmi-sensors lists %d sensors, collected %d", len(values), len(n.Sensors))
+	}
+	for _, s := range n.Sensors {
+		v, found := values[s.Name]
+		switch {
+		case !found:
+			t.Errorf("%s not listed by ipmi-sensors", s.Name)
+		case v == "N/A":
+			if s.Unit != "" {
+				t.Errorf("%s: ipmi-sensors has no reading, collected %v %s", s.Name, s.Value, s.Unit)
+			}
+		case fmt.Sprintf("%.2f", s.Value) != v:
+			t.Errorf("%s: collected %.2f, ipmi-sensors %s", s.Name, s.Value, v)
+		}
+	}
+
+	sel, err := src.SEL(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(sim.MustFreeIPMI("ipmi-sel", "--no-header-output", "--comma-separated-output"), "\n") {
+		if f := strings.Split(line, ","); len(f) >= 6 {
+			ids = append(ids, f[0])
+		}
+	}
+	if len(ids) != len(sel) {
+		t.Fatalf("ipmi-sel lists %d entries, collected %d", len(ids), len(sel))
+	}
+	for i, e := range sel {
+		if ids[i] != strconv.Itoa(int(e.RecordID)) {
+			t.Errorf("entry %d: record %d, ipmi-sel %s", i, e.RecordID, ids[i])
+		}
+	}
+
+	f, err := src.FRU(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fru := parseColon(sim.MustFreeIPMI("ipmi-fru"))
+	for key, got := range map[string]string{
+		"FRU Chassis Type": f.ChassisType, "FRU Chassis Serial Number": f.ChassisSerial,
+		"FRU Board Manufacturer": f.BoardMfg, "FRU Board Product Name": f.BoardProduct,
+		"FRU Board Serial Number": f.BoardSerial, "FRU Product Name": f.ProductName,
+		"FRU Product Version": f.ProductVersion, "FRU Product Asset Tag": f.AssetTag,
+	} {
+		if fru[key] != got {
+			t.Errorf("%s: collected %q, ipmi-fru %q", key, got, fru[key])
+		}
+	}
+}
