@@ -177,7 +177,12 @@ func (s *Source) SetPower(ctx context.Context, slot int, action board.PowerActio
 		return fmt.Errorf("node %d: power action %q not supported (use %s, %s or %s)",
 			slot, action, board.ActionOn, board.ActionOff, board.ActionCycle)
 	}
-	return s.do(ctx, slot, func(ctx context.Context, n *node) error {
+	// A power cycle must not be sent twice; on and off may.
+	do := s.do
+	if action == board.ActionCycle {
+		do = s.doOnce
+	}
+	return do(ctx, slot, func(ctx context.Context, n *node) error {
 		if err := n.call(ctx, &chassis.ChassisControlRequest{ChassisControl: ctl}, &chassis.ChassisControlResponse{}); err != nil {
 			return fmt.Errorf("chassis control %s: %w", action, err)
 		}

@@ -216,7 +216,21 @@ func (n *node) markOK() {
 // do runs fn with an open session to the node: it refuses at once while the
 // node is in backoff, serialises I/O on the node, opens the session lazily
 // and turns transport failures into an UnreachableError (and backoff).
+//
+// When an established session stops answering, the BMC may just have lost
+// it (a reboot, an evicted session): fn is run once more on a fresh session
+// before the node counts as unreachable. Operations that must not run twice
+// use doOnce.
 func (s *Source) do(ctx context.Context, slot int, fn func(ctx context.Context, n *node) error) error {
+	return s.run(ctx, slot, true, fn)
+}
+
+// doOnce is do without the second attempt on a fresh session.
+func (s *Source) doOnce(ctx context.Context, slot int, fn func(ctx context.Context, n *node) error) error {
+	return s.run(ctx, slot, false, fn)
+}
+
+func (s *Source) run(ctx context.Context, slot int, again bool, fn func(ctx context.Context, n *node) error) error {
 	n, err := s.node(slot)
 	if err != nil {
 		return err
@@ -237,39 +251,49 @@ func (s *Source) do(ctx context.Context, slot int, fn func(ctx context.Context, 
 	if err := n.unreachable(); err != nil {
 		return err
 	}
-	if n.client == nil {
-		c, err := n.connect(ctx)
-		if err != nil {
+	for attempt := 0; ; attempt++ {
+		fresh := n.client == nil
+		if fresh {
+			c, err := n.connect(ctx, attempt > 0)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("node %d: connecting: %w", slot, ctx.Err())
+				}
+				return n.markFailed(err)
+			}
+			n.client = c
+		}
+		err = fn(ctx, n)
+		var te *transportError
+		switch {
+		case err == nil:
+			n.markOK()
+			return nil
+		case errors.As(err, &te):
 			if ctx.Err() != nil {
-				return fmt.Errorf("node %d: connecting: %w", slot, ctx.Err())
+				// The caller gave up; that says nothing about the node.
+				return fmt.Errorf("node %d: %w", slot, ctx.Err())
+			}
+			n.dropClient(false)
+			if again && !fresh && attempt == 0 {
+				n.log.Info("session stopped answering; retrying on a new session", "err", err.Error())
+				continue
 			}
 			return n.markFailed(err)
+		default:
+			// The BMC answered (with an error completion code or data we
+			// could not use): it is reachable.
+			n.markOK()
+			return fmt.Errorf("node %d: %w", slot, err)
 		}
-		n.client = c
-	}
-	err = fn(ctx, n)
-	var te *transportError
-	switch {
-	case err == nil:
-		n.markOK()
-		return nil
-	case errors.As(err, &te):
-		if ctx.Err() != nil {
-			// The caller gave up; that says nothing about the node.
-			return fmt.Errorf("node %d: %w", slot, ctx.Err())
-		}
-		n.dropClient(false)
-		return n.markFailed(err)
-	default:
-		// The BMC answered (with an error completion code or data we
-		// could not use): it is reachable.
-		n.markOK()
-		return fmt.Errorf("node %d: %w", slot, err)
 	}
 }
 
-// connect opens an RMCP+ session with the configured cipher suite.
-func (n *node) connect(ctx context.Context) (*client.Client, error) {
+// connect opens an RMCP+ session with the configured cipher suite. A
+// reconnect after a session stopped answering gets half the node's timeout
+// in all, so that a hung BMC is declared unreachable after 1.5 timeouts,
+// not 2.
+func (n *node) connect(ctx context.Context, reconnect bool) (*client.Client, error) {
 	cfg := n.cfg
 	c, err := client.NewClient(cfg.Host, cfg.Port, cfg.Username, cfg.Password.Reveal())
 	if err != nil {
@@ -283,7 +307,11 @@ func (n *node) connect(ctx context.Context) (*client.Client, error) {
 		// clearing the SEL); ask no more than that.
 		WithMaxPrivilegeLevel(types.PrivilegeLevelOperator)
 	// Session setup is five exchanges.
-	cctx, cancel := context.WithTimeout(ctx, 5*timeout)
+	limit := 5 * timeout
+	if reconnect {
+		limit = timeout / 2
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		closeClient(c)
