@@ -403,7 +403,14 @@ func readPrompt(r *bufio.Reader) (string, error) {
 // Ipmitool runs ipmitool over RMCP+ with cipher suite 3 (ipmi_sim has no
 // suite 17) against the simulator and returns its standard output.
 func (s *Sim) Ipmitool(args ...string) (string, error) {
-	base := []string{"-I", "lanplus", "-C", "3", "-H", s.Host, "-p", strconv.Itoa(s.Port),
+	return s.IpmitoolSuite("3", args...)
+}
+
+// IpmitoolSuite runs ipmitool over RMCP+ with the given cipher suite. A Sim
+// literal with only Host, Port, User and Password set points it at any BMC
+// (such as a simbmc one).
+func (s *Sim) IpmitoolSuite(suite string, args ...string) (string, error) {
+	base := []string{"-I", "lanplus", "-C", suite, "-H", s.Host, "-p", strconv.Itoa(s.Port),
 		"-U", s.User, "-P", s.Password, "-N", "1", "-R", "3"}
 	return s.run(IPMIToolPath, append(base, args...))
 }
