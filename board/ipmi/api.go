@@ -12,8 +12,9 @@ import (
 
 // Node reads the node's power state (Get Chassis Status) and sensors (SDR
 // repository + Get Sensor Reading), and derives its health and summary
-// readings. An unreachable node yields a Node with Reachable false and an
-// error wrapping board.ErrUnreachable.
+// readings. An unreachable node yields a Node with Reachable false, Health
+// Warning (its state is unknown, not known to be failing) and an error
+// wrapping board.ErrUnreachable.
 func (s *Source) Node(ctx context.Context, slot int) (board.Node, error) {
 	var out board.Node
 	err := s.do(ctx, slot, func(ctx context.Context, n *node) error {

@@ -90,6 +90,8 @@ type BMC struct {
 	nodeAt    time.Time
 	selRsv    uint16
 	selErased time.Time
+	sel       [][]byte
+	selAt     time.Time
 }
 
 // Start builds the BMC's SDR repository from the provider's current
@@ -203,8 +205,17 @@ func (b *BMC) forget() {
 }
 
 // selRecords returns the provider's SEL as 16-byte records with record IDs
-// that are unique and valid (the provider's own where they are).
+// that are unique and valid (the provider's own where they are). One
+// provider SEL call serves NodeMaxAge, so that a client walking the SEL
+// entry by entry costs the provider one read.
 func (b *BMC) selRecords(ctx context.Context) ([][]byte, error) {
+	b.mu.Lock()
+	if b.sel != nil && time.Since(b.selAt) < b.cfg.NodeMaxAge {
+		recs := b.sel
+		b.mu.Unlock()
+		return recs, nil
+	}
+	b.mu.Unlock()
 	entries, err := b.p.SEL(ctx)
 	if err != nil {
 		return nil, err
@@ -226,6 +237,9 @@ func (b *BMC) selRecords(ctx context.Context) ([][]byte, error) {
 		}
 		out[i] = selRecord(e, id)
 	}
+	b.mu.Lock()
+	b.sel, b.selAt = out, time.Now()
+	b.mu.Unlock()
 	return out, nil
 }
 
@@ -306,15 +320,13 @@ func (b *BMC) getSensorThresholds(_ context.Context, _ *handlers.HandlerContext,
 }
 
 func (b *BMC) getSELInfo(ctx context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
-	entries, err := b.p.SEL(ctx)
+	entries, err := b.selRecords(ctx)
 	if err != nil {
 		return nil, types.CodeUnspecifiedError, err
 	}
-	var added time.Time
-	for _, e := range entries {
-		if e.Time.After(added) {
-			added = e.Time
-		}
+	var added uint32
+	for _, r := range entries {
+		added = max(added, binary.LittleEndian.Uint32(r[3:]))
 	}
 	b.mu.Lock()
 	erased := b.selErased
@@ -327,7 +339,7 @@ func (b *BMC) getSELInfo(ctx context.Context, _ *handlers.HandlerContext, _ []by
 		free = (1024 - len(entries)) * 16
 	}
 	binary.LittleEndian.PutUint16(out[3:], uint16(min(free, 0xfffe)))
-	binary.LittleEndian.PutUint32(out[5:], unixOrZero(added))
+	binary.LittleEndian.PutUint32(out[5:], added)
 	binary.LittleEndian.PutUint32(out[9:], unixOrZero(erased))
 	out[13] = 0x02 // Reserve SEL supported
 	return out, types.CodeOK, nil
@@ -426,6 +438,7 @@ func (b *BMC) clearSEL(ctx context.Context, _ *handlers.HandlerContext, req []by
 		}
 		b.mu.Lock()
 		b.selErased = time.Now()
+		b.sel = nil
 		b.mu.Unlock()
 	default:
 		return nil, types.CodeRequestDataFieldInvalid, nil

@@ -101,7 +101,8 @@ func newFake() *fakeNode {
 func start(t *testing.T, p simbmc.Provider) *simbmc.BMC {
 	t.Helper()
 	b, err := simbmc.Start(context.Background(), p, simbmc.Config{User: "admin", Password: "s3cret-pw", Name: t.Name(),
-		NodeMaxAge: time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		// Every request sees the provider's current state.
+		NodeMaxAge: time.Nanosecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
