@@ -3,6 +3,7 @@ package ipmi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,30 @@ func TestNodeMatchesIpmitool(t *testing.T) {
 		}
 		if h := healthOfStatus(w.status); h != s.Health {
 			t.Errorf("%s: health %s, ipmitool status %s", s.Name, s.Health, w.status)
+		}
+	}
+	// `ipmitool sdr list`: same sensors, same readings.
+	sdr := map[string]string{}
+	for _, line := range strings.Split(sim.MustIpmitool("sdr", "list"), "\n") {
+		if f := strings.Split(line, "|"); len(f) == 3 {
+			sdr[strings.TrimSpace(f[0])] = strings.TrimSpace(f[1])
+		}
+	}
+	if len(sdr) != len(n.Sensors) {
+		t.Errorf("ipmitool sdr list has %d sensors, collected %d", len(sdr), len(n.Sensors))
+	}
+	for _, s := range n.Sensors {
+		reading, found := sdr[s.Name]
+		if !found {
+			t.Errorf("%s not in ipmitool sdr list", s.Name)
+			continue
+		}
+		if s.Unit == "" {
+			continue // discrete: ipmitool shows its state byte
+		}
+		v, err := strconv.ParseFloat(strings.Fields(reading)[0], 64)
+		if err != nil || math.Abs(v-s.Value) > 0.005 {
+			t.Errorf("%s: collected %v, ipmitool sdr list %q", s.Name, s.Value, reading)
 		}
 	}
 	if n.Health != board.HealthWarning {
