@@ -19,5 +19,5 @@ fi
 gobin=$(go env GOPATH)/bin
 if [ ! -x "$gobin/staticcheck" ]; then
 	echo "install-deps: installing staticcheck"
-	go install honnef.co/go/tools/cmd/staticcheck@v0.6.1
+	go install honnef.co/go/tools/cmd/staticcheck@v0.6.1 # = 2025.1.1; the module proxy does not resolve that tag name
 fi
