@@ -64,11 +64,16 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	eng, err := syncsel.Open(syncsel.Options{Areas: areas, Images: images, Board: s.Board(),
-		Override: map[string]json.RawMessage{"probeInterval": json.RawMessage(`"20ms"`)}})
+		Override: map[string]json.RawMessage{"probeInterval": json.RawMessage(`"20ms"`),
+			"interval": json.RawMessage(`"1h"`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	if _, err := eng.Collector().Collect(context.Background()); err != nil {
 		t.Fatal(err)
 	}

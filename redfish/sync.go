@@ -1,13 +1,18 @@
 package redfish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
+	"time"
 
 	"cmcd/syncsel"
 )
+
+// SyncNowTimeout bounds how long #Cmcd.SyncNow waits for its round.
+const SyncNowTimeout = 2 * time.Minute
 
 // RoundHistory is how many recent rounds Oem.Cmcd.Sync.RoundHistory shows.
 const RoundHistory = 20
@@ -25,7 +30,9 @@ const RoundHistory = 20
 // and the action #Cmcd.SyncNow in the Manager's Actions.Oem.
 func (s *Server) syncDoc() (obj, error) {
 	cfg := s.eng.Config()
-	rounds, err := s.eng.Store().Rounds(RoundHistory)
+	st := s.eng.State()
+	// Rounds are journaled in the destination image's store.
+	rounds, err := s.eng.StoreOf(st.Dest).Rounds(RoundHistory)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +42,7 @@ func (s *Server) syncDoc() (obj, error) {
 	return obj{
 		"SelectionModel": cfg.Model(),
 		"Configuration":  configValues(cfg),
-		"State":          s.eng.State(),
+		"State":          st,
 		"RoundHistory":   rounds,
 	}, nil
 }
@@ -159,7 +166,13 @@ func (s *Server) postSyncNow(c *ctx) error {
 			return &Error{Status: http.StatusBadRequest, MessageID: "ActionParameterUnknown", Args: []string{"SyncNow", k}}
 		}
 	}
-	res, err := s.eng.SyncNow(c.r.Context())
+	ctx, cancel := context.WithTimeout(c.r.Context(), SyncNowTimeout)
+	defer cancel()
+	res, err := s.eng.SyncNow(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Status: http.StatusServiceUnavailable, MessageID: "ServiceTemporarilyUnavailable", Args: []string{"30"},
+			Resolution: "The sync engine did not run the round in time (a round may be in progress); retry later."}
+	}
 	if err != nil {
 		return &Error{Status: http.StatusConflict, MessageID: "GeneralError", Resolution: "The sync round failed: " + err.Error()}
 	}
