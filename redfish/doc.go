@@ -20,7 +20,7 @@
 // # Protocol
 //
 // Every GET answers with a strong ETag, the hash of its body; If-None-Match
-// gives 304, and If-Match on PATCH, POST to actions and DELETE is compared
+// gives 304, and If-Match on PATCH, DELETE and POST to a collection is compared
 // with the ETag of the resource's current representation (412 on
 // mismatch). Every response carries OData-Version: 4.0 and, when the URI
 // is a resource, Allow. Request bodies are limited to MaxBody bytes (413).
