@@ -5,12 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
 	"time"
+
+	"cmcd/accounts"
 
 	"cmcd/board/sim"
 	"cmcd/clock"
 	"cmcd/flash"
 	"cmcd/internal/version"
+	"cmcd/redfish"
 	"cmcd/syncsel"
 )
 
@@ -69,5 +75,84 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if rb := st.RecoveredAtRun; rb != nil {
 		log.Warn("recovered a cut round at start-up", "round", rb.Round, "base", rb.Base, "verified", rb.Verified)
 	}
+	acct, err := accounts.Open(c.Data)
+	if err != nil {
+		return err
+	}
+	if _, created, err := acct.EnsureInitialAdmin(); err != nil {
+		return err
+	} else if created {
+		log.Warn("created the initial Redfish/IPMI account \"admin\"; its password was written to " +
+			filepath.Join(c.Data, accounts.InitialPasswordFile) + " (change it, then the file is removed)")
+	}
+	stopWeb, err := serveRedfish(c, redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log}), log)
+	if err != nil {
+		return err
+	}
+	defer stopWeb()
 	return eng.Run(ctx)
+}
+
+// serveRedfish starts the Redfish listeners: TLS on c.Redfish (with the
+// certificate kept in the data directory, generated on first start) and,
+// if configured, plain HTTP on c.InsecureHTTP. The returned function stops
+// them.
+func serveRedfish(c Config, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	var servers []*http.Server
+	stop = func() {
+		for _, s := range servers {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			s.Shutdown(ctx)
+			cancel()
+		}
+	}
+	start := func(addr string, tlsOn bool) error {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("redfish listener %s: %w", addr, err)
+		}
+		scheme := "http"
+		if tlsOn {
+			cert, created, err := redfish.EnsureCertificate(c.Data)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			if created {
+				log.Info("generated a self-signed TLS certificate for Redfish", "cert", filepath.Join(c.Data, redfish.CertFile))
+			}
+			srv.TLSConfig = redfish.TLSConfig(cert)
+			scheme = "https"
+		}
+		servers = append(servers, srv)
+		go func() {
+			var err error
+			if tlsOn {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && err != http.ErrServerClosed {
+				log.Error("redfish listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+		log.Info("redfish listening", "url", scheme+"://"+ln.Addr().String()+"/redfish/v1/")
+		return nil
+	}
+	if c.Redfish != "" {
+		if err := start(c.Redfish, true); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	if c.InsecureHTTP != "" {
+		log.Warn("plain-HTTP Redfish listener enabled (for tests only)", "addr", c.InsecureHTTP)
+		if err := start(c.InsecureHTTP, false); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
 }

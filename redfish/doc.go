@@ -1,0 +1,37 @@
+// Package redfish is cmcd's Redfish service (SPEC Part R, DMTF DSP0266): the
+// router with per-route privileges, authentication (Basic and
+// SessionService sessions against the accounts store), the protocol rules
+// of R3 (ETags, If-Match/If-None-Match, Allow/405, OData-Version, Base
+// registry errors, PATCH validation, request-size limit, query parameters
+// rejected as unsupported), the resource tree of R1 built from the running
+// image's data store, and the sync API of R6 under the Manager's
+// Oem.Cmcd section.
+//
+// # Routes and privileges
+//
+// Every route is declared in routes.go with the privilege each of its
+// methods needs, beside the handler. Requests without valid credentials
+// get 401 except on the open URIs (/redfish, /redfish/v1/,
+// /redfish/v1/$metadata, /redfish/v1/odata and POST of a session). A
+// failed login (unknown user, wrong password, locked or disabled account,
+// rate-limited source) always gets the same 401 body so that accounts
+// cannot be enumerated; the distinct reasons go to the log.
+//
+// # Protocol
+//
+// Every GET answers with a strong ETag, the hash of its body; If-None-Match
+// gives 304, and If-Match on PATCH, DELETE and POST to a collection is compared
+// with the ETag of the resource's current representation (412 on
+// mismatch). Every response carries OData-Version: 4.0 and, when the URI
+// is a resource, Allow. Request bodies are limited to MaxBody bytes (413).
+// $expand, $select, $filter, $top, $skip, only and excerpt are not
+// supported (ProtocolFeaturesSupported says so) and a request carrying a
+// "$" parameter gets 501 with QueryNotSupported; other unknown parameters
+// are ignored, as DSP0266 requires.
+//
+// # TLS
+//
+// EnsureCertificate creates on first start, and reuses afterwards, a
+// self-signed ECDSA P-256 certificate in the data directory (key mode
+// 0600), so that the service speaks TLS by default.
+package redfish

@@ -1,0 +1,69 @@
+package redfish
+
+import (
+	"strings"
+
+	"cmcd/accounts"
+)
+
+// Privileges, named as the Redfish privilege registry does.
+const (
+	login     = accounts.PrivLogin
+	configMgr = accounts.PrivConfigureManager
+	configUsr = accounts.PrivConfigureUsers
+)
+
+// table declares every route with the privilege each method needs, beside
+// its handler.
+func (s *Server) table() []*route {
+	rs := []*route{
+		// Open URIs (R2): answer without authentication.
+		{pattern: "/redfish", get: s.getVersions, getOpen: true},
+		{pattern: "/redfish/v1/", get: s.getServiceRoot, getOpen: true},
+		{pattern: "/redfish/v1/$metadata", get: s.getMetadata, getOpen: true},
+		{pattern: "/redfish/v1/odata", get: s.getODataService, getOpen: true},
+
+		// SessionService.
+		{pattern: "/redfish/v1/SessionService", get: s.getSessionService, getPriv: login,
+			ops: map[string]op{"PATCH": {priv: configMgr, fn: s.patchSessionService}}},
+		{pattern: sessionsURI, get: s.getSessions, getPriv: login,
+			ops: map[string]op{"POST": {open: true, fn: s.createSession}}},
+		// DELETE of another user's session additionally needs ConfigureUsers
+		// (checked in the handler).
+		{pattern: sessionsURI + "/{id}", get: s.getSession, getPriv: login,
+			ops: map[string]op{"DELETE": {priv: login, fn: s.deleteSession}}},
+
+		// Chassis.
+		{pattern: "/redfish/v1/Chassis", get: s.getChassisCollection, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}", get: s.getChassis, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/PowerSubsystem", get: s.getPowerSubsystem, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/PowerSubsystem/PowerSupplies", get: s.getPowerSupplies, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/PowerSubsystem/PowerSupplies/{id}", get: s.getPowerSupply, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/ThermalSubsystem", get: s.getThermalSubsystem, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/ThermalSubsystem/Fans", get: s.getFans, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/ThermalSubsystem/Fans/{id}", get: s.getFan, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/Power", get: s.getPower, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/Thermal", get: s.getThermal, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices", get: s.getNodeLogServices, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}", get: s.getNodeLogService, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries", get: s.getNodeLogEntries, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries/{id}", get: s.getNodeLogEntry, getPriv: login},
+
+		// The CMC's Manager, with the sync API (R6) under Oem.Cmcd.
+		{pattern: "/redfish/v1/Managers", get: s.getManagers, getPriv: login},
+		{pattern: "/redfish/v1/Managers/CMC", get: s.getManager, getPriv: login,
+			ops: map[string]op{"PATCH": {priv: configMgr, fn: s.patchManager}}},
+		{pattern: "/redfish/v1/Managers/CMC/Actions/Oem/Cmcd.SyncNow", ops: map[string]op{"POST": {priv: configMgr, fn: s.postSyncNow}}},
+		{pattern: "/redfish/v1/Managers/CMC/LogServices", get: s.getManagerLogServices, getPriv: login},
+		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog", get: s.getEventLogService, getPriv: login},
+		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog/Entries", get: s.getEventLogEntries, getPriv: login},
+		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog/Entries/{id}", get: s.getEventLogEntry, getPriv: login},
+		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog/Actions/LogService.ClearLog",
+			ops: map[string]op{"POST": {priv: configMgr, fn: s.postClearEventLog}}},
+	}
+	_ = configUsr
+	for _, r := range rs {
+		r.segs = strings.Split(strings.Trim(r.pattern, "/"), "/")
+	}
+	return rs
+}
