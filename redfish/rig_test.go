@@ -1,31 +1,24 @@
 package redfish
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/crypto/bcrypt"
 
 	"cmcd/accounts"
 	"cmcd/board/sim"
 	"cmcd/flash"
+	"cmcd/internal/rfschema"
 	"cmcd/syncsel"
 )
-
-// schemaDir holds the DMTF JSON schemas.
-const schemaDir = "../../shared/redfish/json-schema"
 
 type rig struct {
 	t        *testing.T
@@ -169,7 +162,7 @@ func (r *rig) do(method, path string, a auth, body string, hdr ...string) resp {
 	}
 	x := resp{res, b}
 	if r.validate && res.StatusCode >= 400 && len(b) > 0 {
-		validateAgainst(r.t, x, "http://redfish.dmtf.org/schemas/v1/redfish-error.v1_0_2.json")
+		validateAgainst(r.t, x, rfschema.ErrorSchema)
 	}
 	return x
 }
@@ -211,119 +204,31 @@ func expectError(t *testing.T, x resp, status int, id string) {
 	}
 }
 
-// Schema validation: http://redfish.dmtf.org/schemas/v1/X maps to schemaDir/X.
-
-type dirLoader struct{}
-
-func (dirLoader) Load(url string) (any, error) {
-	const prefix = "http://redfish.dmtf.org/schemas/v1/"
-	name, ok := strings.CutPrefix(url, prefix)
-	if !ok {
-		return nil, fmt.Errorf("schema %s: not a Redfish schema", url)
-	}
-	f, err := os.Open(filepath.Join(schemaDir, name))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		return nil, err
-	}
-	prune(doc)
-	// A navigation property to a resource (the entity definition of an
-	// unversioned file: anyOf idRef and every version) is only ever a
-	// link here, as the service expands nothing: keep the idRef branch,
-	// which spares compiling the whole Redfish schema graph.
-	base := strings.TrimSuffix(name, ".json")
-	// Log entries are inlined in their collections, so LogEntry keeps all.
-	if !strings.Contains(base, ".") && !strings.HasSuffix(base, "Collection") && base != "LogEntry" {
-		if defs, ok := doc.(map[string]any)["definitions"].(map[string]any); ok {
-			if d, ok := defs[base].(map[string]any); ok {
-				if alts, ok := d["anyOf"].([]any); ok && len(alts) > 0 {
-					if first, ok := alts[0].(map[string]any); ok &&
-						strings.HasSuffix(fmt.Sprint(first["$ref"]), "odata-v4.json#/definitions/idRef") {
-						d["anyOf"] = []any{first}
-					}
-				}
-			}
-		}
-	}
-	return doc, nil
-}
-
-// prune drops references to Swordfish schemas, which the shared folder
-// does not hold and the service never uses.
-func prune(v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		if ref, ok := v["$ref"].(string); ok && strings.Contains(ref, "/schemas/swordfish/") {
-			delete(v, "$ref")
-		}
-		for _, x := range v {
-			prune(x)
-		}
-	case []any:
-		for _, x := range v {
-			prune(x)
-		}
-	}
-}
-
 var (
-	schemaMu    sync.Mutex
-	schemaCache = map[string]*jsonschema.Schema{}
-	compiler    *jsonschema.Compiler
+	validatorOnce sync.Once
+	validator     *rfschema.Validator
+	validatorErr  error
 )
 
-func schemaFor(t *testing.T, url string) *jsonschema.Schema {
+func schemas(t *testing.T) *rfschema.Validator {
 	t.Helper()
-	schemaMu.Lock()
-	defer schemaMu.Unlock()
-	if s, ok := schemaCache[url]; ok {
-		return s
+	validatorOnce.Do(func() { validator, validatorErr = rfschema.New() })
+	if validatorErr != nil {
+		t.Fatal(validatorErr)
 	}
-	if compiler == nil {
-		compiler = jsonschema.NewCompiler()
-		compiler.UseLoader(dirLoader{})
-	}
-	s, err := compiler.Compile(url)
-	if err != nil {
-		t.Fatalf("compile schema %s: %v", url, err)
-	}
-	schemaCache[url] = s
-	return s
-}
-
-// schemaURL maps an @odata.type such as "#Chassis.v1_28_0.Chassis" to
-// its schema.
-func schemaURL(t *testing.T, typ string) string {
-	t.Helper()
-	typ = strings.TrimPrefix(typ, "#")
-	i := strings.LastIndex(typ, ".")
-	if i < 0 {
-		t.Fatalf("bad @odata.type %q", typ)
-	}
-	return "http://redfish.dmtf.org/schemas/v1/" + typ[:i] + ".json#/definitions/" + typ[i+1:]
+	return validator
 }
 
 func validatePayload(t *testing.T, x resp, m map[string]any) {
 	t.Helper()
-	typ, _ := m["@odata.type"].(string)
-	if typ == "" {
-		return // /redfish, odata service document
+	if err := schemas(t).Validate(x.body); err != nil {
+		t.Errorf("%s %s (%d) %v\n%s", x.Request.Method, x.Request.URL.Path, x.StatusCode, err, x.body)
 	}
-	validateAgainst(t, x, schemaURL(t, typ))
 }
 
 func validateAgainst(t *testing.T, x resp, url string) {
 	t.Helper()
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(x.body))
-	if err != nil {
-		t.Fatalf("%s: %v", x.Request.URL.Path, err)
-	}
-	if err := schemaFor(t, url).Validate(inst); err != nil {
-		t.Errorf("%s %s (%d) does not validate against %s: %v\n%s", x.Request.Method, x.Request.URL.Path,
-			x.StatusCode, url, err, x.body)
+	if err := schemas(t).ValidateAgainst(x.body, url); err != nil {
+		t.Errorf("%s %s (%d) %v\n%s", x.Request.Method, x.Request.URL.Path, x.StatusCode, err, x.body)
 	}
 }
