@@ -51,7 +51,7 @@ func (s *Server) table() []*route {
 
 		// The CMC's Manager, with the sync API (R6) under Oem.Cmcd.
 		{pattern: "/redfish/v1/Managers", get: s.getManagers, getPriv: login},
-		{pattern: "/redfish/v1/Managers/CMC", get: s.getManager, getPriv: login,
+		{pattern: "/redfish/v1/Managers/CMC", get: s.getManager, getPriv: login, version: managerVersion,
 			ops: map[string]op{"PATCH": {priv: configMgr, fn: s.patchManager}}},
 		{pattern: "/redfish/v1/Managers/CMC/Actions/Oem/Cmcd.SyncNow", ops: map[string]op{"POST": {priv: configMgr, fn: s.postSyncNow}}},
 		{pattern: "/redfish/v1/Managers/CMC/LogServices", get: s.getManagerLogServices, getPriv: login},

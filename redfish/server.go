@@ -84,6 +84,12 @@ type route struct {
 	getPriv accounts.Privilege
 	getOpen bool
 	ops     map[string]op // PATCH, POST, DELETE
+	// version, when set, is what the ETag covers instead of the whole
+	// body: the writable state of a resource whose body also carries
+	// live readings (the Manager's clock and sync state), so that an
+	// If-Match taken from a GET stays valid while readings change.
+	// If-None-Match is not answered with 304 on such a route.
+	version func(doc any) any
 }
 
 func (rt *route) allow() string {
@@ -236,8 +242,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.fail(c, err)
 				return
 			}
-			b, _ := json.Marshal(cur)
-			if !etagMatches(im, etagOf(b)) {
+			if !etagMatches(im, c.route.etag(cur)) {
 				s.fail(c, errPrecondition)
 				return
 			}
@@ -263,7 +268,25 @@ func (s *Server) serveGet(c *ctx) {
 		s.fail(c, err)
 		return
 	}
+	if c.route.version != nil {
+		c.w.Header().Set("ETag", c.route.etag(v))
+		c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		c.w.WriteHeader(http.StatusOK)
+		if c.r.Method != http.MethodHead {
+			c.w.Write(b)
+		}
+		return
+	}
 	s.writeRaw(c, http.StatusOK, "application/json; charset=utf-8", b)
+}
+
+// etag is the ETag of doc, a representation of the route's resource.
+func (rt *route) etag(doc any) string {
+	if rt.version != nil {
+		doc = rt.version(doc)
+	}
+	b, _ := json.Marshal(doc)
+	return etagOf(b)
 }
 
 // rawDoc is a GET answer that is not JSON ($metadata).

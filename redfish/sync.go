@@ -57,6 +57,17 @@ func configValues(cfg syncsel.Config) map[string]any {
 	return m
 }
 
+// managerVersion is what the Manager's ETag covers: its writable state
+// (the sync configuration, the links), not the clock or the sync state
+// that change every second.
+func managerVersion(doc any) any {
+	m, _ := doc.(obj)
+	oem, _ := m["Oem"].(obj)
+	cmcd, _ := oem["Cmcd"].(obj)
+	sync, _ := cmcd["Sync"].(obj)
+	return obj{"Configuration": sync["Configuration"], "Links": m["Links"]}
+}
+
 // patchManager handles PATCH of the Manager; only
 // Oem.Cmcd.Sync.Configuration is writable.
 func (s *Server) patchManager(c *ctx) error {
