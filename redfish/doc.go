@@ -22,7 +22,10 @@
 // Every GET answers with a strong ETag, the hash of its body; If-None-Match
 // gives 304, and If-Match on PATCH, DELETE and POST to a collection is compared
 // with the ETag of the resource's current representation (412 on
-// mismatch). Every response carries OData-Version: 4.0 and, when the URI
+// mismatch). The Manager's body carries its clock and the live sync state
+// beside the writable sync configuration: its ETag covers the writable
+// state only, so an If-Match taken from a GET stays valid while readings
+// move, and its GET never answers 304. Every response carries OData-Version: 4.0 and, when the URI
 // is a resource, Allow. Request bodies are limited to MaxBody bytes (413).
 // $expand, $select, $filter, $top, $skip, only and excerpt are not
 // supported (ProtocolFeaturesSupported says so) and a request carrying a
