@@ -18,6 +18,7 @@ import (
 	"cmcd/internal/version"
 	"cmcd/redfish"
 	"cmcd/syncsel"
+	"cmcd/web"
 )
 
 // Run starts cmcd and blocks until ctx ends.
@@ -85,7 +86,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		log.Warn("created the initial Redfish/IPMI account \"admin\"; its password was written to " +
 			filepath.Join(c.Data, accounts.InitialPasswordFile) + " (change it, then the file is removed)")
 	}
-	stopWeb, err := serveRedfish(c, redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log}), log)
+	api := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log})
+	stopWeb, err := serveRedfish(c, web.Mount(api), log)
 	if err != nil {
 		return err
 	}
