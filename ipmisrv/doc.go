@@ -1,0 +1,2 @@
+// Package ipmisrv makes cmcd an IPMI-over-LAN endpoint (feature I2).
+package ipmisrv
