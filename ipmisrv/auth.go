@@ -23,14 +23,16 @@ const (
 	payloadOpenSessionRequest  = 0x10
 	payloadOpenSessionResponse = 0x11
 	payloadRAKP1               = 0x12
+	payloadRAKP2               = 0x13
 	payloadRAKP3               = 0x14
 	payloadRAKP4               = 0x15
 )
 
-// handshakeTimeout: a handshake that has not finished this long after
-// RAKP message 1 counts as a failed login (a client that finds RAKP
-// message 2 wrong, as with a wrong password, usually just gives up).
-const handshakeTimeout = 5 * time.Second
+// DefaultHandshakeTimeout: a handshake that has not finished this long
+// after RAKP message 1 counts as a failed login (a client that finds RAKP
+// message 2 wrong, as with a wrong password, gives up without RAKP
+// message 3).
+const DefaultHandshakeTimeout = 5 * time.Second
 
 // gate sits between go-ipmi's server and the UDP socket. It sees every
 // handshake packet before the server does and every answer after, which
@@ -50,14 +52,15 @@ const handshakeTimeout = 5 * time.Second
 //     handshake abandoned after RAKP message 2 counts as a failure.
 type gate struct {
 	transport.PacketConn
-	bmc  *bmc.BMC
-	acct *accounts.Store
-	log  *slog.Logger
+	bmc     *bmc.BMC
+	acct    *accounts.Store
+	log     *slog.Logger
+	timeout time.Duration
 
-	mu      sync.Mutex
-	pending map[uint32]*handshake // by BMC session ID
+	mu        sync.Mutex
+	pending   map[uint32]*handshake // by BMC session ID
 	byConsole map[consoleKey]uint32
-	warned  map[string]time.Time
+	warned    map[string]time.Time
 }
 
 type consoleKey struct {
@@ -71,8 +74,8 @@ type handshake struct {
 	started time.Time
 }
 
-func newGate(c transport.PacketConn, b *bmc.BMC, a *accounts.Store, log *slog.Logger) *gate {
-	return &gate{PacketConn: c, bmc: b, acct: a, log: log, pending: map[uint32]*handshake{},
+func newGate(c transport.PacketConn, b *bmc.BMC, a *accounts.Store, log *slog.Logger, timeout time.Duration) *gate {
+	return &gate{PacketConn: c, bmc: b, acct: a, log: log, timeout: timeout, pending: map[uint32]*handshake{},
 		byConsole: map[consoleKey]uint32{}, warned: map[string]time.Time{}}
 }
 
@@ -211,27 +214,47 @@ func (g *gate) observe(pkt []byte, addr net.Addr) {
 			g.byConsole[consoleKey{addr.String(), resp.RemoteConsoleSessionID}] = resp.ManagedSystemSessionID
 			g.mu.Unlock()
 		}
+	case payloadRAKP2:
+		// An error here that is about the requested role (09h, 0Ah) is not a
+		// credential failure: the password was never tested. Other errors
+		// (0Dh: a disabled or anonymous name) are failed logins.
+		if len(payload) < 8 || payload[1] == 0 {
+			return
+		}
+		status := payload[1]
+		h := g.finish(addr, binary.LittleEndian.Uint32(payload[4:8]))
+		if h == nil {
+			return
+		}
+		if status == 0x09 || status == 0x0a {
+			g.log.Warn("ipmi login refused: privilege level not allowed for the user", "user", h.user, "source", h.source)
+			return
+		}
+		g.result(h, false, status)
 	case payloadRAKP4:
 		if len(payload) < 8 {
 			return
 		}
 		status := payload[1]
-		console := binary.LittleEndian.Uint32(payload[4:8])
-		key := consoleKey{addr.String(), console}
-		g.mu.Lock()
-		id, ok := g.byConsole[key]
-		var h *handshake
-		if ok {
-			h = g.pending[id]
-			delete(g.pending, id)
-			delete(g.byConsole, key)
+		if h := g.finish(addr, binary.LittleEndian.Uint32(payload[4:8])); h != nil {
+			g.result(h, status == 0, status)
 		}
-		g.mu.Unlock()
-		if h == nil {
-			return
-		}
-		g.result(h, status == 0, status)
 	}
+}
+
+// finish ends the pending handshake of a console session.
+func (g *gate) finish(addr net.Addr, console uint32) *handshake {
+	key := consoleKey{addr.String(), console}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id, ok := g.byConsole[key]
+	if !ok {
+		return nil
+	}
+	h := g.pending[id]
+	delete(g.pending, id)
+	delete(g.byConsole, key)
+	return h
 }
 
 func (g *gate) result(h *handshake, ok bool, status uint8) {
@@ -253,7 +276,7 @@ func (g *gate) sweep(now time.Time) {
 	var failed []*handshake
 	g.mu.Lock()
 	for id, h := range g.pending {
-		if now.Sub(h.started) > handshakeTimeout {
+		if now.Sub(h.started) > g.timeout {
 			failed = append(failed, h)
 			delete(g.pending, id)
 		}

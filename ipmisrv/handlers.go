@@ -21,9 +21,10 @@ type handlerFunc = func(context.Context, *handlers.HandlerContext, []byte) ([]by
 // handlers of the same commands.
 func (s *Server) register(r *handlers.Registry) {
 	for c, h := range map[types.Command]handlerFunc{
-		types.CommandGetDeviceID:   s.getDeviceID,
-		types.CommandGetDeviceGUID: s.getDeviceGUID,
-		types.CommandGetSystemGUID: s.getSystemGUID,
+		types.CommandGetDeviceID:    s.getDeviceID,
+		types.CommandGetDeviceGUID:  s.getDeviceGUID,
+		types.CommandGetSystemGUID:  s.getSystemGUID,
+		types.CommandGetChannelInfo: s.getChannelInfo,
 
 		types.CommandGetChassisCapabilities: s.getChassisCapabilities,
 		types.CommandGetChassisStatus:       s.getChassisStatus,
@@ -93,6 +94,21 @@ func (s *Server) getDeviceGUID(_ context.Context, _ *handlers.HandlerContext, _ 
 func (s *Server) getSystemGUID(_ context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
 	g := s.SystemGUID()
 	return g[:], types.CodeOK, nil
+}
+
+// getChannelInfo describes the one channel, 1 (802.3 LAN); 0Eh means the
+// channel the request came in on. Other channels do not exist.
+func (s *Server) getChannelInfo(_ context.Context, _ *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+	if len(req) < 1 {
+		return nil, types.CodeRequestDataTruncated, nil
+	}
+	ch := req[0] & 0x0f
+	if ch != 1 && ch != 0x0e {
+		return nil, types.CodeRequestDataFieldInvalid, nil
+	}
+	active := min(s.bmc.Sessions.Count(), 0x3f)
+	// LAN medium, IPMB-1.0 protocol, multi-session, IPMI forum's IANA number (7154).
+	return []byte{0x01, 0x04, 0x01, 0x80 | byte(active), 0xf2, 0x1b, 0x00, 0x00, 0x00}, types.CodeOK, nil
 }
 
 // ---- Chassis: the enclosure, whose power is its nodes' power ----

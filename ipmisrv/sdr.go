@@ -155,7 +155,7 @@ func (s *sensor) record() []byte {
 	b[2], b[3], b[4] = 0x51, 0x01, byte(43+len(name))
 	b[5], b[6], b[7] = ownerID, 0x00, s.number
 	b[8], b[9] = s.entity, s.instance
-	b[10] = 0x7f // init: scanning, events, thresholds, hysteresis, type; events + scanning enabled
+	b[10] = 0x7f       // init: scanning, events, thresholds, hysteresis, type; events + scanning enabled
 	caps := byte(0x40) // auto re-arm, no hysteresis, no event control
 	var readable byte
 	for i, ok := range s.thrSet {
@@ -257,7 +257,7 @@ func (s *sensor) thresholds() []byte {
 
 // Sensor numbers: fixed per component so that a sensor keeps its number
 // while the chassis' population changes.
-func psuSensorBase(id int) uint8  { return uint8(0x10 + 4*(id-1)) } // 4 PSUs max: 10h-1Fh
+func psuSensorBase(id int) uint8   { return uint8(0x10 + 4*(id-1)) } // 4 PSUs max: 10h-1Fh
 func fanSensorNumber(id int) uint8 { return uint8(0x30 + id - 1) }   // 8 fans max: 30h-37h
 func nodeSensorBase(slot int) uint8 {
 	return uint8(0x50 + 4*(slot-1)) // 16 nodes: 50h-8Fh
@@ -425,10 +425,10 @@ func fruLocator(id uint8, entity, instance uint8, name string) []byte {
 	}
 	b := make([]byte, 16, 16+len(n))
 	b[2], b[3], b[4] = 0x51, 0x11, byte(11+len(n))
-	b[5] = ownerID // device access address: the CMC
-	b[6] = id      // FRU device ID
-	b[7] = 0x80    // logical FRU device, LUN 0, private bus 0
-	b[8] = 0x00    // channel 0
+	b[5] = ownerID            // device access address: the CMC
+	b[6] = id                 // FRU device ID
+	b[7] = 0x80               // logical FRU device, LUN 0, private bus 0
+	b[8] = 0x00               // channel 0
 	b[10], b[11] = 0x10, 0x00 // IPMI FRU inventory
 	b[12], b[13] = entity, instance
 	b[15] = 0xc0 | byte(len(n))

@@ -48,6 +48,9 @@ type Options struct {
 	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// HandshakeTimeout: a login abandoned this long after RAKP message 1
+	// counts as a failure (DefaultHandshakeTimeout when zero).
+	HandshakeTimeout time.Duration
 }
 
 // Server is a running RMCP+ responder.
@@ -82,6 +85,9 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -120,7 +126,7 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipmisrv: %w", err)
 	}
-	s.conn = newGate(uc, s.bmc, o.Accounts, o.Log)
+	s.conn = newGate(uc, s.bmc, o.Accounts, o.Log, o.HandshakeTimeout)
 	s.srv = server.NewServer(s.bmc, s.conn, server.WithHandlerRegistry(reg),
 		server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID17, types.CipherSuiteID3}), server.WithV15Disabled())
 	ctx, cancel := context.WithCancel(context.Background())
