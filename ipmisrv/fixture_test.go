@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,12 @@ type fixture struct {
 	srv     *ipmisrv.Server
 	port    int
 	logs    *syncBuf
+	// data, when set, replaces the store as what the responder reads.
+	dataMu sync.Mutex
+	data   ipmisrv.Reader
+	// skew is added to the responder's clock.
+	skew   atomic.Int64
+	hsWait time.Duration
 }
 
 type syncBuf struct {
@@ -69,7 +76,7 @@ func (s *syncBuf) String() string {
 // responder on a free loopback port.
 func newFixture(t *testing.T, nodes, selPerNode int, limiter *accounts.Limiter) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuf{}}
+	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuf{}, hsWait: time.Second}
 	clk := clocktest.New(t0)
 	var err error
 	f.chassis, err = sim.New(sim.Config{Seed: 7, Nodes: nodes, PSUs: 3, Fans: 5, Clock: clk})
@@ -129,7 +136,16 @@ func (f *fixture) start() {
 	f.t.Helper()
 	srv, err := ipmisrv.Start(ipmisrv.Options{
 		Addr: "127.0.0.1:" + strconv.Itoa(f.port), Accounts: f.acct, StateDir: f.dir,
-		Data:  func() ipmisrv.Reader { return f.store },
+		Data: func() ipmisrv.Reader {
+			f.dataMu.Lock()
+			defer f.dataMu.Unlock()
+			if f.data != nil {
+				return f.data
+			}
+			return f.store
+		},
+		Now:              func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
+		HandshakeTimeout: f.hsWait,
 		Nodes: f.chassis, Firmware: "1.7",
 		Refresh: func(ctx context.Context) error { _, err := f.coll.Collect(ctx); return err },
 		MaxAge:  time.Nanosecond, // every request sees the store as it is
@@ -197,21 +213,25 @@ func (f *fixture) ipmitool(suite string, args ...string) string {
 // suite as admin, with no workaround flags.
 func (f *fixture) freeipmi(tool, suite string, args ...string) string {
 	f.t.Helper()
+	out, err := f.freeipmiErr(tool, suite, args...)
+	if err != nil {
+		f.t.Fatalf("%v\nserver log:\n%s", err, tail(f.logs.String(), 3000))
+	}
+	return out
+}
+
+func (f *fixture) freeipmiErr(tool, suite string, args ...string) (string, error) {
 	base := []string{"-h", "127.0.0.1:" + strconv.Itoa(f.port), "-u", "admin", "-p", adminPW,
 		"-I", suite, "--driver-type=LAN_2_0"}
 	switch tool {
 	case "ipmi-sensors", "ipmi-sel", "ipmi-fru":
 		cache := filepath.Join(f.dir, "sdr-cache")
 		if err := os.MkdirAll(cache, 0o700); err != nil {
-			f.t.Fatal(err)
+			return "", err
 		}
 		base = append(base, "--quiet-cache", "--sdr-cache-directory="+cache)
 	}
-	out, err := run(tool, append(base, args...)...)
-	if err != nil {
-		f.t.Fatalf("%v\nserver log:\n%s", err, tail(f.logs.String(), 3000))
-	}
-	return out
+	return run(tool, append(base, args...)...)
 }
 
 func tail(s string, n int) string {
@@ -229,6 +249,12 @@ func need(t *testing.T, progs ...string) {
 			t.Fatalf("%s not found: run scripts/install-deps.sh (packages ipmitool, freeipmi-tools, openipmi)", p)
 		}
 	}
+}
+
+func (f *fixture) setData(r ipmisrv.Reader) {
+	f.dataMu.Lock()
+	f.data = r
+	f.dataMu.Unlock()
 }
 
 var _ = board.PowerOn
