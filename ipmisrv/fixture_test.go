@@ -146,7 +146,7 @@ func (f *fixture) start() {
 		},
 		Now:              func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) },
 		HandshakeTimeout: f.hsWait,
-		Nodes: f.chassis, Firmware: "1.7",
+		Nodes:            f.chassis, Firmware: "1.7",
 		Refresh: func(ctx context.Context) error { _, err := f.coll.Collect(ctx); return err },
 		MaxAge:  time.Nanosecond, // every request sees the store as it is
 		Log:     slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

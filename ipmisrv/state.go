@@ -58,6 +58,12 @@ func guidBytes(s string) ([16]byte, error) {
 // names it: it is never silently replaced, so the GUIDs clients know stay.
 func loadState(dir string) (state, error) {
 	path := filepath.Join(dir, StateFile)
+	// Temporary files of writes a crash interrupted are never read: drop them.
+	if left, _ := filepath.Glob(filepath.Join(dir, StateFile+".tmp*")); len(left) > 0 {
+		for _, f := range left {
+			_ = os.Remove(f)
+		}
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		st := state{Format: 1, SELMarks: selMarks{}}
