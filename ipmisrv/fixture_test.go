@@ -37,7 +37,7 @@ const (
 )
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	chassis *sim.Chassis
 	store   *syncsel.Store
@@ -52,6 +52,7 @@ type fixture struct {
 	// skew is added to the responder's clock.
 	skew   atomic.Int64
 	hsWait time.Duration
+	maxAge time.Duration
 }
 
 type syncBuf struct {
@@ -74,9 +75,12 @@ func (s *syncBuf) String() string {
 // newFixture builds a real store from a simulated chassis (nodes, PSUs,
 // fans, FRUs, node SELs) plus CMC events, real accounts, and starts the
 // responder on a free loopback port.
-func newFixture(t *testing.T, nodes, selPerNode int, limiter *accounts.Limiter) *fixture {
+func newFixture(t testing.TB, nodes, selPerNode int, limiter *accounts.Limiter, opts ...func(*fixture)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuf{}, hsWait: time.Second}
+	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuf{}, hsWait: time.Second, maxAge: time.Nanosecond}
+	for _, o := range opts {
+		o(f)
+	}
 	clk := clocktest.New(t0)
 	var err error
 	f.chassis, err = sim.New(sim.Config{Seed: 7, Nodes: nodes, PSUs: 3, Fans: 5, Clock: clk})
@@ -111,11 +115,11 @@ func newFixture(t *testing.T, nodes, selPerNode int, limiter *accounts.Limiter) 
 			t.Fatal(err)
 		}
 	}
-	opts := []accounts.Option{accounts.WithBcryptCost(4)}
+	aopts := []accounts.Option{accounts.WithBcryptCost(4)}
 	if limiter != nil {
-		opts = append(opts, accounts.WithLimiter(limiter))
+		aopts = append(aopts, accounts.WithLimiter(limiter))
 	}
-	f.acct, err = accounts.Open(filepath.Join(f.dir, "acct"), opts...)
+	f.acct, err = accounts.Open(filepath.Join(f.dir, "acct"), aopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +152,7 @@ func (f *fixture) start() {
 		HandshakeTimeout: f.hsWait,
 		Nodes:            f.chassis, Firmware: "1.7",
 		Refresh: func(ctx context.Context) error { _, err := f.coll.Collect(ctx); return err },
-		MaxAge:  time.Nanosecond, // every request sees the store as it is
+		MaxAge:  f.maxAge, // tests: every request sees the store as it is
 		Log:     slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -242,7 +246,7 @@ func tail(s string, n int) string {
 }
 
 // need fails the test when a peer is missing (make test installs them).
-func need(t *testing.T, progs ...string) {
+func need(t testing.TB, progs ...string) {
 	t.Helper()
 	for _, p := range progs {
 		if _, err := exec.LookPath(p); err != nil {

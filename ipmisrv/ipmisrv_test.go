@@ -163,7 +163,8 @@ func TestIpmitool(t *testing.T) {
 	for _, suite := range []string{"17", "3"} {
 		t.Run("C"+suite, func(t *testing.T) {
 			mc := colon(f.ipmitool(suite, "mc", "info"))
-			if mc["IPMI Version"] != "2.0" || mc["Firmware Revision"] != "1.07" || mc["Device Available"] != "yes" {
+			if mc["IPMI Version"] != "2.0" || mc["Firmware Revision"] != "1.07" || mc["Device Available"] != "yes" ||
+				mc["Manufacturer ID"] != "32473" {
 				t.Errorf("mc info: %v", mc)
 			}
 			guid := colon(f.ipmitool(suite, "mc", "guid"))

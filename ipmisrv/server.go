@@ -45,6 +45,11 @@ type Options struct {
 	// Firmware is the version reported by Get Device ID ("1.0" style;
 	// anything else reports 0.0).
 	Firmware string
+	// ManufacturerID is the IANA enterprise number Get Device ID reports;
+	// DefaultManufacturerID when zero. It must not be 0: ipmitool takes 0
+	// as "not known yet" and asks Get Device ID again before every SEL
+	// entry it prints, doubling the time of a `sel list`.
+	ManufacturerID uint32
 	Log      *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -52,6 +57,10 @@ type Options struct {
 	// counts as a failure (DefaultHandshakeTimeout when zero).
 	HandshakeTimeout time.Duration
 }
+
+// DefaultManufacturerID is 32473, the IANA enterprise number reserved for
+// documentation (RFC 5612): a board sets its vendor's own.
+const DefaultManufacturerID = 32473
 
 // Server is a running RMCP+ responder.
 type Server struct {
@@ -86,6 +95,9 @@ func Start(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.ManufacturerID == 0 {
+		o.ManufacturerID = DefaultManufacturerID
+	}
 	if o.HandshakeTimeout == 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -103,6 +115,7 @@ func Start(o Options) (*Server, error) {
 	info := bmc.DeviceInfo{
 		DeviceID: 0x20, DeviceRevision: 1, FirmwareMajor: major, FirmwareMinor: minor,
 		IPMIVersion:             0x02, // IPMI 2.0, BCD digits in swapped nibbles (table 20-2)
+		ManufacturerID:          o.ManufacturerID & 0xfffff,
 		AdditionalDeviceSupport: 0x8f, // chassis device, FRU inventory, SEL, SDR repository, sensor device
 	}
 	// The RAKP exchange proves the System GUID (it is the managed system's).
