@@ -50,7 +50,7 @@ type Options struct {
 	// as "not known yet" and asks Get Device ID again before every SEL
 	// entry it prints, doubling the time of a `sel list`.
 	ManufacturerID uint32
-	Log      *slog.Logger
+	Log            *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// HandshakeTimeout: a login abandoned this long after RAKP message 1
