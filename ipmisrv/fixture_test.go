@@ -262,5 +262,3 @@ func (f *fixture) setData(r ipmisrv.Reader) {
 }
 
 var _ = board.PowerOn
-
-func itoa(i int) string { return strconv.Itoa(i) }
