@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"cmcd/accounts"
-	"cmcd/board"
 	"cmcd/board/sim"
 	"cmcd/clock/clocktest"
 	"cmcd/flash"
@@ -260,5 +259,3 @@ func (f *fixture) setData(r ipmisrv.Reader) {
 	f.data = r
 	f.dataMu.Unlock()
 }
-
-var _ = board.PowerOn
