@@ -100,7 +100,7 @@ func startSimBMCs(ctx context.Context, c Config, simc *sim.Chassis, log *slog.Lo
 			return fail(fmt.Errorf("simulated BMC of node %d: %w", slot, err))
 		}
 		bmcs = append(bmcs, m)
-		cfg.Nodes = append(cfg.Nodes, ipmi.NodeConfig{Slot: slot, Host: "127.0.0.1", Port: m.Addr().Port,
+		cfg.Nodes = append(cfg.Nodes, ipmi.NodeConfig{Slot: slot, Name: fmt.Sprintf("Node%d", slot), Host: "127.0.0.1", Port: m.Addr().Port,
 			Username: "cmcd", Password: ipmi.Secret(pw), CipherSuite: ipmi.CipherSuite17})
 	}
 	if err := writeCredentials(filepath.Join(c.Data, SimNodeCredentialsFile), cfg); err != nil {
@@ -122,6 +122,7 @@ func randomPassword() (string, error) {
 func writeCredentials(path string, cfg ipmi.Config) error {
 	type node struct {
 		Slot        int    `json:"slot"`
+		Name        string `json:"name"`
 		Host        string `json:"host"`
 		Port        int    `json:"port"`
 		Username    string `json:"username"`
@@ -132,7 +133,7 @@ func writeCredentials(path string, cfg ipmi.Config) error {
 		Nodes []node `json:"nodes"`
 	}
 	for _, n := range cfg.Nodes {
-		out.Nodes = append(out.Nodes, node{n.Slot, n.Host, n.Port, n.Username, n.Password.Reveal(), n.CipherSuite})
+		out.Nodes = append(out.Nodes, node{n.Slot, n.Name, n.Host, n.Port, n.Username, n.Password.Reveal(), n.CipherSuite})
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

@@ -58,14 +58,18 @@ func (p *powerStats) stats() (lo, hi, avg float64, period time.Duration) {
 	return lo, hi, sum / float64(len(p.samples)), p.samples[len(p.samples)-1].at.Sub(p.samples[0].at)
 }
 
-// samplePower records the chassis total once a second.
+// samplePower records the chassis total once a second (reading only the
+// PSU records).
 func (s *Server) samplePower(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if v, err := s.current(false); err == nil {
-			if w, ok := v.totalPower(); ok {
-				s.power.add(v.at, w)
+		if r := s.o.Data(); r != nil {
+			if psus, err := r.PSUs(); err == nil {
+				v := view{psus: psus}
+				if w, ok := v.totalPower(); ok {
+					s.power.add(s.o.Now(), w)
+				}
 			}
 		}
 		select {

@@ -75,6 +75,15 @@ func (s *Server) viewOrFail() (*view, types.CompletionCode) {
 	return v, types.CodeOK
 }
 
+// selViewOrFail is viewOrFail with the SEL merged.
+func (s *Server) selViewOrFail() (*view, types.CompletionCode) {
+	v, err := s.selView(false)
+	if err != nil {
+		return nil, types.CodeNodeBusy
+	}
+	return v, types.CodeOK
+}
+
 // ---- App ----
 
 func (s *Server) getDeviceID(_ context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
@@ -232,7 +241,7 @@ func userName(h *handlers.HandlerContext) string {
 // ---- SEL: the merged event log ----
 
 func (s *Server) getSELInfo(_ context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
-	v, cc := s.viewOrFail()
+	v, cc := s.selViewOrFail()
 	if cc != types.CodeOK {
 		return nil, cc, nil
 	}
@@ -251,7 +260,7 @@ func (s *Server) getSELInfo(_ context.Context, _ *handlers.HandlerContext, _ []b
 }
 
 func (s *Server) getSELAllocInfo(_ context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
-	v, cc := s.viewOrFail()
+	v, cc := s.selViewOrFail()
 	if cc != types.CodeOK {
 		return nil, cc, nil
 	}
@@ -296,7 +305,7 @@ func (s *Server) getSELEntry(_ context.Context, _ *handlers.HandlerContext, req 
 	if offset >= 16 {
 		return nil, types.CodeParameterOutOfRange, nil
 	}
-	v, cc := s.viewOrFail()
+	v, cc := s.selViewOrFail()
 	if cc != types.CodeOK {
 		return nil, cc, nil
 	}
@@ -349,7 +358,7 @@ func (s *Server) clearSEL(_ context.Context, h *handlers.HandlerContext, req []b
 	default:
 		return nil, types.CodeRequestDataFieldInvalid, nil
 	}
-	v, err := s.current(true)
+	v, err := s.selView(true)
 	if err != nil {
 		return nil, types.CodeNodeBusy, nil
 	}

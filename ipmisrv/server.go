@@ -207,10 +207,6 @@ func (s *Server) current(force bool) (*view, error) {
 		dirty = true
 		s.sdrRsv++ // a changed repository cancels SDR reservations
 	}
-	if !maps.Equal(v.marks, next.SELMarks) {
-		next.SELMarks = v.marks
-		dirty = true
-	}
 	if dirty {
 		if err := saveState(s.o.StateDir, next); err != nil {
 			if s.stateErr == nil {
@@ -223,6 +219,30 @@ func (s *Server) current(force bool) (*view, error) {
 		s.st = next // the served state follows the data even if it could not be saved
 	}
 	s.cur = v
+	return v, nil
+}
+
+// selView returns the current view with its SEL merged; clear marks
+// that the merge dropped (see loadSEL) are saved.
+func (s *Server) selView(force bool) (*view, error) {
+	v, err := s.current(force)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.ensureSEL(); err != nil {
+		s.o.Log.Warn("ipmi responder: reading the SEL", "err", err)
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !maps.Equal(v.marks, s.st.SELMarks) && maps.Equal(v.marksIn, s.st.SELMarks) {
+		next := s.st
+		next.SELMarks = v.marks
+		if err := saveState(s.o.StateDir, next); err != nil {
+			s.o.Log.Error("ipmi responder: saving state", "err", err)
+		}
+		s.st = next
+	}
 	return v, nil
 }
 

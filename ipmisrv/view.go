@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"cmcd/board"
@@ -41,6 +42,19 @@ type view struct {
 	selByID map[uint16]int
 	selLast uint32   // newest timestamp in the SEL
 	marks   selMarks // the clear marks in force (see loadSEL)
+
+	// The SEL is merged on first use: sensor and FRU requests never pay
+	// for reading every node's log.
+	r       Reader
+	marksIn selMarks
+	selOnce sync.Once
+	selErr  error
+}
+
+// ensureSEL merges the SEL of the view's store once.
+func (v *view) ensureSEL() error {
+	v.selOnce.Do(func() { v.selErr = v.loadSEL(v.r, v.marksIn) })
+	return v.selErr
 }
 
 func (v *view) psu(id int) (board.PSU, bool) {
@@ -148,8 +162,6 @@ func loadView(r Reader, now time.Time, marks selMarks) (*view, error) {
 		add(fruLocator(uint8(id), entityBlade, uint8(id), fmt.Sprintf("Node%d FRU", id)))
 	}
 	copy(v.sdrSum[:], h.Sum(nil))
-	if err := v.loadSEL(r, marks); err != nil {
-		return nil, err
-	}
+	v.r, v.marksIn = r, marks
 	return v, nil
 }
