@@ -349,6 +349,25 @@ func TestSELClear(t *testing.T) {
 	if _, err := f.ipmitoolAs("17", "reader", readerPW, "-L", "USER", "sel", "clear"); err == nil {
 		t.Error("sel clear as USER accepted")
 	}
+	// Reservations: a Reserve SEL cancels the previous one; Clear SEL and
+	// a partial Get SEL Entry need the current one.
+	rsv := func() []string { return strings.Fields(f.ipmitool("17", "raw", "0x0a", "0x42")) }
+	old, cur := rsv(), rsv()
+	if _, err := f.ipmitoolAs("17", "admin", adminPW, "raw", "0x0a", "0x47", "0x"+old[0], "0x"+old[1],
+		"0x43", "0x4c", "0x52", "0xaa"); err == nil || !strings.Contains(err.Error(), "rsp=0xc5") {
+		t.Errorf("Clear SEL with a cancelled reservation: %v", err)
+	}
+	if _, err := f.ipmitoolAs("17", "admin", adminPW, "raw", "0x0a", "0x43", "0x"+old[0], "0x"+old[1], "0x00", "0x00",
+		"0x02", "0x04"); err == nil || !strings.Contains(err.Error(), "rsp=0xc5") {
+		t.Errorf("partial Get SEL Entry with a cancelled reservation: %v", err)
+	}
+	if out, err := f.ipmitoolAs("17", "admin", adminPW, "raw", "0x0a", "0x43", "0x"+cur[0], "0x"+cur[1], "0x00", "0x00",
+		"0x02", "0x04"); err != nil || len(strings.Fields(out)) != 6 {
+		t.Errorf("partial Get SEL Entry with the current reservation: %v %q", err, out)
+	}
+	if n := len(expectedSEL(t, f.store, nil)); n != len(before) {
+		t.Fatalf("the SEL changed: %d entries", n)
+	}
 	if out := f.ipmitool("17", "sel", "clear"); !strings.Contains(out, "Clearing SEL") {
 		t.Errorf("sel clear: %s", out)
 	}
