@@ -20,7 +20,11 @@ type Config struct {
 	NTP          string   `json:"ntp"`          // NTP server for the region
 	NTPUpstream  []string `json:"ntpUpstream"`  // upstream (core) NTP servers
 	LogLevel     string   `json:"logLevel"`     // debug, info, warn, error
-	Sim          SimConfig
+	// NodeCredentials is the node BMC credentials file (board/ipmi
+	// LoadConfig format, mode 0600): the nodes are read over IPMI from
+	// those BMCs. Empty: the simulated nodes (see Sim.NodeIPMI).
+	NodeCredentials string `json:"nodeCredentials"`
+	Sim             SimConfig
 }
 
 // SimConfig shapes the simulated chassis (--board sim).
@@ -32,6 +36,9 @@ type SimConfig struct {
 	SELRate   float64 `json:"selRate"`   // SEL events per node per second
 	FaultRate float64 `json:"faultRate"` // faults per node per second
 	FillSEL   int     `json:"fillSel"`   // entries each node SEL starts with
+	// NodeIPMI serves each simulated node with a simulated BMC on a
+	// loopback port and reads the nodes over IPMI (default true).
+	NodeIPMI bool `json:"nodeIpmi"`
 }
 
 // Defaults returns the configuration used when neither file nor flags say
@@ -44,7 +51,7 @@ func Defaults() Config {
 		IPMI:     ":623",
 		NTP:      ":123",
 		LogLevel: "info",
-		Sim:      SimConfig{Seed: 1, Nodes: 4, PSUs: 2, Fans: 6, SELRate: 0.05, FaultRate: 0.005},
+		Sim:      SimConfig{Seed: 1, Nodes: 4, PSUs: 2, Fans: 6, SELRate: 0.05, FaultRate: 0.005, NodeIPMI: true},
 	}
 }
 

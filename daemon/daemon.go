@@ -43,6 +43,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err := areas.Ensure(); err != nil {
 		return err
 	}
+	brd, stopNodes, err := boardFor(ctx, c, chassis, log)
+	if err != nil {
+		return err
+	}
+	defer stopNodes()
 	images, err := flash.OpenSimImages(areas, time.Now)
 	if err != nil {
 		return err
@@ -58,7 +63,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 			flash.Primary: flash.AreaProber{Path: areas.StorePath(flash.Primary)},
 			flash.Backup:  flash.AreaProber{Path: areas.StorePath(flash.Backup)},
 		},
-		Board:    chassis.Board(),
+		Board:    brd,
 		Clock:    clk,
 		Log:      log,
 		Initial:  syncsel.DefaultConfig(),
@@ -92,6 +97,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopWeb()
+	stopIPMI, err := serveIPMI(c, acct, eng, brd, log)
+	if err != nil {
+		return err
+	}
+	defer stopIPMI()
 	return eng.Run(ctx)
 }
 

@@ -67,6 +67,8 @@ func run(args []string) int {
 	selRate := fs.Float64("sim-sel-rate", c.Sim.SELRate, "simulated chassis: SEL events per node per second")
 	faultRate := fs.Float64("sim-fault-rate", c.Sim.FaultRate, "simulated chassis: faults per node per second")
 	fillSEL := fs.Int("sim-fill-sel", 0, "simulated chassis: entries each node SEL holds at start")
+	simNodeIPMI := fs.Bool("sim-node-ipmi", c.Sim.NodeIPMI, "simulated chassis: serve each node with a simulated BMC on loopback and read the nodes over IPMI")
+	nodeCreds := fs.String("node-credentials", "", "node BMC credentials file (JSON, mode 0600): read the nodes over IPMI from these BMCs")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,6 +108,10 @@ func run(args []string) int {
 			c.Sim.FaultRate = *faultRate
 		case "sim-fill-sel":
 			c.Sim.FillSEL = *fillSEL
+		case "sim-node-ipmi":
+			c.Sim.NodeIPMI = *simNodeIPMI
+		case "node-credentials":
+			c.NodeCredentials = *nodeCreds
 		}
 	})
 	var level slog.Level
