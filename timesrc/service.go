@@ -11,6 +11,7 @@ import (
 	"cmcd/clock"
 	"cmcd/timesrc/discipline"
 	"cmcd/timesrc/events"
+	"cmcd/timesrc/policy"
 	"cmcd/timesrc/server"
 	"cmcd/timesrc/upstream"
 )
@@ -37,6 +38,18 @@ type Config struct {
 	Clock discipline.Clock
 	// Querier overrides the NTP client (tests).
 	Querier upstream.Querier
+	// Policy tunes the feedback engine (T2-T6); Role, Name and Type are
+	// filled from above.
+	Policy policy.Config
+	// TickEvery: how often the policy shares are evaluated [1s].
+	TickEvery time.Duration
+	// CoreReportURL: a region reports its sync state there (T2) every
+	// ReportEvery [16s] and follows the core's directive (T3).
+	CoreReportURL string
+	ReportEvery   time.Duration
+	// ReportToken, when set, is required as "Authorization: Bearer TOKEN"
+	// on POSTs to the API and sent with the region's reports.
+	ReportToken string
 	// Events receives every event (may be nil); the service also keeps
 	// the last 1000 for its API.
 	Events events.Sink
@@ -51,7 +64,7 @@ type Service struct {
 	Log     *events.Log
 	mu      sync.Mutex
 	servers []*server.Server
-	policy  server.Policy
+	Policy  *policy.Engine
 }
 
 // New builds the service; Start runs it.
@@ -80,13 +93,19 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, Clock: cfg.Clock}
 	s.Log = events.NewLog(1000, cfg.Events)
+	cfg.Policy.Role, cfg.Policy.Name, cfg.Policy.Type = cfg.Role, cfg.Name, cfg.Type
+	s.Policy = policy.New(cfg.Policy, cfg.Clock, s.Log.Emit)
+	if cfg.TickEvery <= 0 {
+		cfg.TickEvery = time.Second
+	}
+	if cfg.ReportEvery <= 0 {
+		cfg.ReportEvery = 16 * time.Second
+	}
+	s.cfg = cfg
 	s.Poller = upstream.New(upstream.Config{Servers: cfg.Upstream, Poll: cfg.Poll, Timeout: cfg.Timeout,
 		HoldoverMax: cfg.HoldoverMax, LocalStratum: cfg.LocalStratum}, cfg.Querier, cfg.Raw, cfg.Clock, s.Log.Emit)
 	return s, nil
 }
-
-// SetPolicy installs the per-request policy (before Start).
-func (s *Service) SetPolicy(p server.Policy) { s.policy = p }
 
 // State is the server state derived from the poller's status.
 func (s *Service) State() server.State {
@@ -102,17 +121,23 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("time source: no NTP listen address")
 	}
 	for _, a := range s.cfg.Listen {
-		srv, err := server.Listen(server.Config{Addr: a, Clock: s.Clock, State: s.State, Policy: s.policy,
+		srv, err := server.Listen(server.Config{Addr: a, Clock: s.Clock, State: s.State, Policy: s.Policy,
 			Rate: s.cfg.Rate, Burst: s.cfg.Burst})
 		if err != nil {
 			s.closeAll()
 			return err
 		}
+		s.mu.Lock()
 		s.servers = append(s.servers, srv)
+		s.mu.Unlock()
 		go srv.Serve(ctx)
 		s.cfg.Log.Info("ntp server listening", "addr", srv.Addr().String(), "role", s.cfg.Role, "region", s.cfg.Name)
 	}
 	go s.Poller.Run(ctx)
+	go s.tick(ctx)
+	if s.cfg.CoreReportURL != "" {
+		go s.reportLoop(ctx)
+	}
 	context.AfterFunc(ctx, s.closeAll)
 	return nil
 }
@@ -126,4 +151,8 @@ func (s *Service) closeAll() {
 }
 
 // Servers returns the listeners (for tests and stats).
-func (s *Service) Servers() []*server.Server { return s.servers }
+func (s *Service) Servers() []*server.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*server.Server(nil), s.servers...)
+}
