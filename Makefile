@@ -38,6 +38,7 @@ test: check build
 bench: build
 	mkdir -p bench/out
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./syncsel/ | tee bench/out/syncsel.txt | grep -E 'SUMMARY|^ok|FAIL' 
+	set -o pipefail; $(GO) run ./bench/ntpload | tee bench/out/ntp.txt
 
 soak:
 	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/

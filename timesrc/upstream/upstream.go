@@ -143,7 +143,6 @@ type Poller struct {
 	pts   []point
 	st    Status
 	cur   atomic.Pointer[Status]
-	pause chan struct{}
 	wake  chan struct{}
 }
 
