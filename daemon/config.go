@@ -11,15 +11,20 @@ import (
 // Config is cmcd's configuration: read from the config file (JSON), then
 // overridden by command-line flags. Every default is safe on a real board.
 type Config struct {
-	Data         string   `json:"data"`         // data directory: both images' data areas live under it
-	Board        string   `json:"board"`        // "sim" or a board profile
-	SyncInterval string   `json:"syncInterval"` // e.g. "30s"; empty = keep the saved value
-	Redfish      string   `json:"redfish"`      // Redfish over TLS
-	InsecureHTTP string   `json:"insecureHttp"` // extra plain-HTTP Redfish listener (tests only)
-	IPMI         string   `json:"ipmi"`         // IPMI over LAN (RMCP+)
-	NTP          string   `json:"ntp"`          // NTP server for the region
-	NTPUpstream  []string `json:"ntpUpstream"`  // upstream (core) NTP servers
-	LogLevel     string   `json:"logLevel"`     // debug, info, warn, error
+	Data         string   `json:"data"`          // data directory: both images' data areas live under it
+	Board        string   `json:"board"`         // "sim" or a board profile
+	SyncInterval string   `json:"syncInterval"`  // e.g. "30s"; empty = keep the saved value
+	Redfish      string   `json:"redfish"`       // Redfish over TLS
+	InsecureHTTP string   `json:"insecureHttp"`  // extra plain-HTTP Redfish listener (tests only)
+	IPMI         string   `json:"ipmi"`          // IPMI over LAN (RMCP+)
+	NTP          string   `json:"ntp"`           // NTP server for the region
+	NTPUpstream  []string `json:"ntpUpstream"`   // upstream (core) NTP servers
+	NTPRole      string   `json:"ntpRole"`       // region (default) or core; see daemon/ntp.go
+	NTPRegion    string   `json:"ntpRegion"`     // region name (T8)
+	NTPType      string   `json:"ntpRegionType"` // region type: business and/or site (T8)
+	NTPClock     string   `json:"ntpClock"`      // virtual (default, never touches the machine clock) or adjtimex
+	NTPCore      string   `json:"ntpCoreReport"` // region: the core's report URL (T2)
+	LogLevel     string   `json:"logLevel"`      // debug, info, warn, error
 	// NodeCredentials is the node BMC credentials file (board/ipmi
 	// LoadConfig format, mode 0600): the nodes are read over IPMI from
 	// those BMCs. Empty: the simulated nodes (see Sim.NodeIPMI).
@@ -85,6 +90,9 @@ func (c Config) Validate() error {
 		if d < 100*time.Millisecond || d > 24*time.Hour {
 			return fmt.Errorf("--sync-interval %s: must be between 100ms and 24h", d)
 		}
+	}
+	if err := c.validateNTP(); err != nil {
+		return err
 	}
 	if c.Sim.Nodes < 1 || c.Sim.Nodes > 16 {
 		return fmt.Errorf("--sim-nodes %d: must be 1..16", c.Sim.Nodes)

@@ -91,6 +91,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		log.Warn("created the initial Redfish/IPMI account \"admin\"; its password was written to " +
 			filepath.Join(c.Data, accounts.InitialPasswordFile) + " (change it, then the file is removed)")
 	}
+	if _, err := startNTP(ctx, c, log); err != nil {
+		return err
+	}
 	api := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log})
 	stopWeb, err := serveRedfish(c, web.Mount(api), log)
 	if err != nil {

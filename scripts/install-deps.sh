@@ -13,6 +13,13 @@ done <"$here/apt-packages.txt"
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "install-deps: installing ${missing[*]}"
 	if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+	# The tests run their own chronyd with -x on loopback; the package's
+	# system service must never start, or it would discipline this
+	# machine's clock. Mask it before installing (where systemd runs;
+	# without an init system invoke-rc.d already refuses to start it).
+	if printf '%s\n' "${missing[@]}" | grep -qx chrony && [ -d /run/systemd/system ]; then
+		$SUDO systemctl mask chrony.service chronyd.service >/dev/null 2>&1 || true
+	fi
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

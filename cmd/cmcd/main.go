@@ -61,6 +61,11 @@ func run(args []string) int {
 	ntp := fs.String("ntp", c.NTP, "NTP server address for the region")
 	var upstream multi
 	fs.Var(&upstream, "ntp-upstream", "upstream (core) NTP server host:port; repeatable")
+	ntpRole := fs.String("ntp-role", "region", "time source role: region (syncs from --ntp-upstream, serves the chassis) or core")
+	ntpRegion := fs.String("ntp-region", "", "time source region name (default: the role)")
+	ntpType := fs.String("ntp-region-type", "", "time source region type: business and/or site, e.g. hpc/site-a")
+	ntpClock := fs.String("ntp-clock", "virtual", "virtual (corrected time kept in cmcd; the machine clock is never touched) or adjtimex (real boards)")
+	ntpCore := fs.String("ntp-core-report", "", "region: the core's time-source report URL (T2)")
 	logLevel := fs.String("log-level", c.LogLevel, "debug, info, warn or error")
 	seed := fs.Int64("sim-seed", c.Sim.Seed, "simulated chassis: random seed")
 	nodes := fs.Int("sim-nodes", c.Sim.Nodes, "simulated chassis: number of nodes (1..16)")
@@ -96,6 +101,16 @@ func run(args []string) int {
 			c.NTP = *ntp
 		case "ntp-upstream":
 			c.NTPUpstream = upstream
+		case "ntp-role":
+			c.NTPRole = *ntpRole
+		case "ntp-region":
+			c.NTPRegion = *ntpRegion
+		case "ntp-region-type":
+			c.NTPType = *ntpType
+		case "ntp-clock":
+			c.NTPClock = *ntpClock
+		case "ntp-core-report":
+			c.NTPCore = *ntpCore
 		case "log-level":
 			c.LogLevel = *logLevel
 		case "sim-seed":
