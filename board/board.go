@@ -37,6 +37,8 @@ const (
 	ActionOn    PowerAction = "On"
 	ActionOff   PowerAction = "ForceOff"
 	ActionCycle PowerAction = "PowerCycle"
+	// ActionSoft asks the node's OS to shut down (ACPI soft-off).
+	ActionSoft PowerAction = "GracefulShutdown"
 )
 
 // ErrNoSuchNode is returned for a slot that is not in the chassis.
@@ -97,6 +99,30 @@ type Sensor struct {
 	Unit   string  `json:"unit"` // Cel, V, RPM, W, A
 	Value  float64 `json:"value"`
 	Health Health  `json:"health"`
+	// Thresholds are the sensor's limits where its source knows them.
+	Thresholds *Thresholds `json:"thr,omitempty"`
+}
+
+// Thresholds are a sensor's limits (an IPMI SDR's lower/upper critical
+// and non-critical thresholds); a nil field is not set.
+type Thresholds struct {
+	LowerCritical *float64 `json:"lcr,omitempty"`
+	LowerCaution  *float64 `json:"lnc,omitempty"`
+	UpperCaution  *float64 `json:"unc,omitempty"`
+	UpperCritical *float64 `json:"ucr,omitempty"`
+}
+
+// Check returns the health of value against the thresholds.
+func (t *Thresholds) Check(value float64) Health {
+	switch {
+	case t == nil:
+		return HealthOK
+	case t.UpperCritical != nil && value >= *t.UpperCritical, t.LowerCritical != nil && value <= *t.LowerCritical:
+		return HealthCritical
+	case t.UpperCaution != nil && value >= *t.UpperCaution, t.LowerCaution != nil && value <= *t.LowerCaution:
+		return HealthWarning
+	}
+	return HealthOK
 }
 
 // Severity of a log entry.

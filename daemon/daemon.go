@@ -94,8 +94,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if _, err := startNTP(ctx, c, log); err != nil {
 		return err
 	}
-	api := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log})
-	stopWeb, err := serveRedfish(c, web.Mount(api), log)
+	api := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas)})
+	stopWeb, err := serveRedfish(c, web.Mount(api), log, func(bound map[string]string) { api.SetProtocols(redfishProtocols(c, bound)) })
 	if err != nil {
 		return err
 	}
@@ -111,9 +111,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 // serveRedfish starts the Redfish listeners: TLS on c.Redfish (with the
 // certificate kept in the data directory, generated on first start) and,
 // if configured, plain HTTP on c.InsecureHTTP. The returned function stops
-// them.
-func serveRedfish(c Config, h http.Handler, log *slog.Logger) (stop func(), err error) {
+// them. onBound, if not nil, is told every bound address (scheme ->
+// host:port) before a listener serves.
+func serveRedfish(c Config, h http.Handler, log *slog.Logger, onBound func(map[string]string)) (stop func(), err error) {
 	var servers []*http.Server
+	bound := map[string]string{}
 	stop = func() {
 		for _, s := range servers {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -142,6 +144,10 @@ func serveRedfish(c Config, h http.Handler, log *slog.Logger) (stop func(), err 
 			scheme = "https"
 		}
 		servers = append(servers, srv)
+		bound[scheme] = ln.Addr().String()
+		if onBound != nil {
+			onBound(bound)
+		}
 		go func() {
 			var err error
 			if tlsOn {

@@ -37,7 +37,7 @@ var baseMessages = map[string]baseMessage{
 	"PropertyValueIncorrect":        {"The property '%1' with the requested value of '%2' could not be written because the value is not acceptable for the property.", "Warning", "Correct the value for the property in the request body and resubmit the request if the operation failed."},
 	"PropertyMissing":               {"The property %1 is a required property and must be included in the request.", "Warning", "Ensure that the property is in the request body and has a valid value and resubmit the request if the operation failed."},
 	"QueryNotSupported":             {"Querying is not supported by the implementation.", "Warning", "Remove the query parameters and resubmit the request if the operation failed."},
-	"ActionNotSupported":            {"The action %1 is not supported by the resource.", "Critical", "The action supplied cannot be resubmitted to the implementation.  Perhaps the action was invalid, the wrong resource was the target or the implementation documentation may be of assistance."},
+	"ActionNotSupported":            {"The action %1 is not supported by the resource.", "Critical", "Check the Actions property in the resource for the supported actions."},
 	"ActionParameterUnknown":        {"The action %1 was submitted with the invalid parameter %2.", "Warning", "Correct the invalid action parameter and resubmit the request if the operation failed."},
 	"HeaderInvalid":                 {"The header '%1' is invalid.", "Critical", "Resubmit the request with a valid header."},
 	"ResourceCannotBeDeleted":       {"The delete request failed because the resource requested cannot be deleted.", "Critical", "Do not attempt to delete a non-deletable resource."},

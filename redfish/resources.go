@@ -61,6 +61,7 @@ func (s *Server) getServiceRoot(c *ctx) (any, error) {
 		"Product":        "cmcd chassis management controller",
 		"Chassis":        odataID(chassisURI),
 		"Managers":       odataID("/redfish/v1/Managers"),
+		"UpdateService":  odataID(updateURI),
 		"SessionService": odataID("/redfish/v1/SessionService"),
 		"Links":          obj{"Sessions": odataID(sessionsURI)},
 		"ProtocolFeaturesSupported": obj{
@@ -115,6 +116,7 @@ func (s *Server) getODataService(c *ctx) (any, error) {
 			obj{"name": "Service", "kind": "Singleton", "url": "/redfish/v1/"},
 			obj{"name": "Chassis", "kind": "Singleton", "url": chassisURI},
 			obj{"name": "Managers", "kind": "Singleton", "url": "/redfish/v1/Managers"},
+			obj{"name": "UpdateService", "kind": "Singleton", "url": updateURI},
 			obj{"name": "SessionService", "kind": "Singleton", "url": "/redfish/v1/SessionService"},
 			obj{"name": "Sessions", "kind": "Singleton", "url": sessionsURI},
 		},
@@ -233,6 +235,7 @@ func (s *Server) getChassis(c *ctx) (any, error) {
 	}
 	doc["Power"] = odataID(uri + "/Power")
 	doc["Thermal"] = odataID(uri + "/Thermal")
+	s.addChassisTree(doc, ch)
 	if v := firstNonEmpty(fru.ProductMfg, fru.BoardMfg); v != "" {
 		doc["Manufacturer"] = v
 	}
@@ -380,7 +383,7 @@ func (s *Server) getFan(c *ctx) (any, error) {
 			"Id":           c.param("id"),
 			"Name":         f.Name,
 			"Status":       presentStatus(f.Present, f.Health),
-			"SpeedPercent": obj{"Reading": float64(f.PWM), "SpeedRPM": float64(f.RPM)},
+			"SpeedPercent": obj{"Reading": float64(f.PWM), "SpeedRPM": float64(f.RPM), "DataSourceUri": sensorsURI(enclosureID) + "/" + fanSensorID(f.ID)},
 		}, nil
 	}
 	return nil, notFound("Fan", c.param("id"))
@@ -513,7 +516,7 @@ func (s *Server) getManager(c *ctx) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return obj{
+	doc := obj{
 		"@odata.id":       managerURI,
 		"@odata.type":     "#Manager.v1_24_0.Manager",
 		"Id":              managerID,
@@ -529,7 +532,9 @@ func (s *Server) getManager(c *ctx) (any, error) {
 		"Actions": obj{"Oem": obj{"#Cmcd.SyncNow": obj{
 			"target": managerURI + "/Actions/Oem/Cmcd.SyncNow", "title": "Run a sync round now"}}},
 		"Oem": obj{"Cmcd": obj{"Sync": sync}},
-	}, nil
+	}
+	s.addManagerTree(doc)
+	return doc, nil
 }
 
 // log services
@@ -652,9 +657,9 @@ func (s *Server) getNodeLogService(c *ctx) (any, error) {
 		return nil, err
 	}
 	if c.param("log") == "SEL" {
-		return logService(uri, "SEL", ch.node.Name+" System Event Log", "SEL", false), nil
+		return logService(uri, "SEL", ch.node.Name+" System Event Log", "SEL", s.tree.o.Board != nil), nil
 	}
-	return logService(uri, "FaultLog", ch.node.Name+" Fault Log", "Event", false), nil
+	return logService(uri, "FaultLog", ch.node.Name+" Fault Log", "Event", s.tree.o.Board != nil), nil
 }
 
 func (s *Server) nodeEntries(c *ctx) (string, []obj, error) {

@@ -30,6 +30,8 @@ type rig struct {
 	now      time.Time
 	nowMu    sync.Mutex
 	validate bool
+	sim      *sim.Chassis
+	images   *flash.SimImages
 }
 
 const (
@@ -84,8 +86,11 @@ func newRig(t *testing.T) *rig {
 	if _, err := acct.Create("reader", readerPW, accounts.RoleReadOnly); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true}
-	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute})
+	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, images: images}
+	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute,
+		Tree: TreeOptions{Board: s.Board(), Images: images, Probers: map[flash.Slot]flash.Prober{
+			flash.Primary: flash.AreaProber{Path: areas.StorePath(flash.Primary)},
+			flash.Backup:  flash.AreaProber{Path: areas.StorePath(flash.Backup)}}}})
 	r.ts = httptest.NewServer(r.srv)
 	t.Cleanup(r.ts.Close)
 	return r

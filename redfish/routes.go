@@ -11,6 +11,7 @@ const (
 	login     = accounts.PrivLogin
 	configMgr = accounts.PrivConfigureManager
 	configUsr = accounts.PrivConfigureUsers
+	configCmp = accounts.PrivConfigureComponents
 )
 
 // table declares every route with the privilege each method needs, beside
@@ -48,6 +49,12 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}", get: s.getNodeLogService, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries", get: s.getNodeLogEntries, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries/{id}", get: s.getNodeLogEntry, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Actions/LogService.ClearLog",
+			ops: map[string]op{"POST": {priv: configCmp, fn: s.postNodeClearLog}}},
+		{pattern: "/redfish/v1/Chassis/{ch}/Sensors", get: s.getSensors, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/Sensors/{id}", get: s.getSensor, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/Actions/Chassis.Reset",
+			ops: map[string]op{"POST": {priv: configCmp, fn: s.postChassisReset}}},
 
 		// The CMC's Manager, with the sync API (R6) under Oem.Cmcd.
 		{pattern: "/redfish/v1/Managers", get: s.getManagers, getPriv: login},
@@ -60,6 +67,15 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog/Entries/{id}", get: s.getEventLogEntry, getPriv: login},
 		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog/Actions/LogService.ClearLog",
 			ops: map[string]op{"POST": {priv: configMgr, fn: s.postClearEventLog}}},
+		{pattern: "/redfish/v1/Managers/CMC/NetworkProtocol", get: s.getNetworkProtocol, getPriv: login,
+			ops: map[string]op{"PATCH": {priv: configMgr, fn: s.patchNetworkProtocol}}},
+		{pattern: "/redfish/v1/Managers/CMC/EthernetInterfaces", get: s.getEthernetInterfaces, getPriv: login},
+		{pattern: "/redfish/v1/Managers/CMC/EthernetInterfaces/{id}", get: s.getEthernetInterface, getPriv: login},
+
+		// UpdateService: the two image slots' inventory.
+		{pattern: "/redfish/v1/UpdateService", get: s.getUpdateService, getPriv: login},
+		{pattern: "/redfish/v1/UpdateService/FirmwareInventory", get: s.getFirmwareInventory, getPriv: login},
+		{pattern: "/redfish/v1/UpdateService/FirmwareInventory/{id}", get: s.getSoftwareInventory, getPriv: login},
 	}
 	_ = configUsr
 	for _, r := range rs {

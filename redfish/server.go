@@ -34,6 +34,7 @@ type Options struct {
 	Log            *slog.Logger
 	SessionTimeout time.Duration    // idle timeout; 0 means DefaultSessionTimeout
 	Now            func() time.Time // clock for sessions; nil means time.Now
+	Tree           TreeOptions      // board, images, network: see TreeOptions
 }
 
 // Server is the Redfish service; it is an http.Handler.
@@ -43,6 +44,7 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	routes []*route
+	tree   treeState
 
 	mu       sync.Mutex
 	sessions map[string]*session // by token
@@ -64,6 +66,7 @@ func New(o Options) *Server {
 		s.timeout = DefaultSessionTimeout
 	}
 	s.routes = s.table()
+	s.initTree(o.Tree)
 	return s
 }
 

@@ -25,6 +25,11 @@ type Collector struct {
 	log     *slog.Logger
 	timeout time.Duration
 
+	// pass serialises whole passes (read and apply), so that a pass
+	// started after a board change (a cleared SEL) is never overtaken by
+	// an older pass applying what it read before the change.
+	pass sync.Mutex
+
 	mu    sync.Mutex
 	store *Store
 	idx   map[string]*logIndex // "cat/slot"
@@ -67,6 +72,8 @@ type nodeRead struct {
 
 // Collect runs one pass.
 func (c *Collector) Collect(ctx context.Context) (CollectStats, error) {
+	c.pass.Lock()
+	defer c.pass.Unlock()
 	start := c.clock.Now()
 	var st CollectStats
 	psus, perr := c.board.Power.PSUs(ctx)

@@ -174,9 +174,11 @@ func (s *Source) SetPower(ctx context.Context, slot int, action board.PowerActio
 		ctl = chassis.ChassisControlPowerDown
 	case board.ActionCycle:
 		ctl = chassis.ChassisControlPowerCycle
+	case board.ActionSoft:
+		ctl = chassis.ChassisControlSoftShutdown
 	default:
-		return fmt.Errorf("node %d: power action %q not supported (use %s, %s or %s)",
-			slot, action, board.ActionOn, board.ActionOff, board.ActionCycle)
+		return fmt.Errorf("node %d: power action %q not supported (use %s, %s, %s or %s)",
+			slot, action, board.ActionOn, board.ActionOff, board.ActionCycle, board.ActionSoft)
 	}
 	// A power cycle must not be sent twice; on and off may.
 	do := s.do

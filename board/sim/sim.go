@@ -340,12 +340,24 @@ func (c *Chassis) Node(ctx context.Context, slot int) (board.Node, error) {
 		}
 	}
 	out.Sensors = []board.Sensor{
-		{Number: 1, Name: "Inlet Temp", Type: "Temperature", Unit: "Cel", Value: out.InletC, Health: board.HealthOK},
-		{Number: 2, Name: "CPU Temp", Type: "Temperature", Unit: "Cel", Value: out.CPUC, Health: board.HealthOK},
-		{Number: 3, Name: "Node Power", Type: "Power", Unit: "W", Value: out.PowerW, Health: board.HealthOK},
+		{Number: 1, Name: "Inlet Temp", Type: "Temperature", Unit: "Cel", Value: out.InletC, Thresholds: inletLimits},
+		{Number: 2, Name: "CPU Temp", Type: "Temperature", Unit: "Cel", Value: out.CPUC, Thresholds: cpuLimits},
+		{Number: 3, Name: "Node Power", Type: "Power", Unit: "W", Value: out.PowerW, Thresholds: powerLimits},
+	}
+	for i := range out.Sensors {
+		out.Sensors[i].Health = out.Sensors[i].Thresholds.Check(out.Sensors[i].Value)
 	}
 	return out, nil
 }
+
+func limit(v float64) *float64 { return &v }
+
+// The simulated node sensors' thresholds, as a node BMC's SDR gives them.
+var (
+	inletLimits = &board.Thresholds{UpperCaution: limit(35), UpperCritical: limit(40)}
+	cpuLimits   = &board.Thresholds{UpperCaution: limit(85), UpperCritical: limit(92)}
+	powerLimits = &board.Thresholds{UpperCaution: limit(600), UpperCritical: limit(680)}
+)
 
 // SEL implements board.NodeSource.
 func (c *Chassis) SEL(ctx context.Context, slot int) ([]board.SELEntry, error) {
@@ -415,10 +427,10 @@ func (c *Chassis) SetPower(ctx context.Context, slot int, action board.PowerActi
 	switch action {
 	case board.ActionOn, board.ActionCycle:
 		n.power = board.PowerOn
-	case board.ActionOff:
+	case board.ActionOff, board.ActionSoft:
 		n.power = board.PowerOff
 	default:
-		return fmt.Errorf("sim: power action %q not supported (On, ForceOff, PowerCycle)", action)
+		return fmt.Errorf("sim: power action %q not supported (On, ForceOff, PowerCycle, GracefulShutdown)", action)
 	}
 	return nil
 }
