@@ -107,7 +107,9 @@ func (s *Server) postNodeClearLog(c *ctx) error {
 		}
 		b, _ := json.Marshal(cur)
 		if !etagMatches(tag, etagOf(b)) {
-			return errPrecondition
+			// LogService.v1_9_0 ClearLog: a mismatched LogEntriesETag gets
+			// 428 Precondition Required.
+			return &Error{Status: http.StatusPreconditionRequired, MessageID: "PreconditionFailed", Property: "LogEntriesETag"}
 		}
 	}
 	ctx, cancel := context.WithTimeout(c.r.Context(), NodeActionTimeout)

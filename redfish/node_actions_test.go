@@ -46,7 +46,7 @@ func TestNodeClearLog(t *testing.T) {
 	// Refusals leave every entry in place.
 	expectError(t, r.do("POST", target, r.reader(), "{}"), 403, "InsufficientPrivilege")
 	expectError(t, r.do("POST", target, auth{}, "{}"), 401, "NoValidSession")
-	expectError(t, r.do("POST", target, a, `{"LogEntriesETag":"\"stale\""}`), 412, "PreconditionFailed")
+	expectError(t, r.do("POST", target, a, `{"LogEntriesETag":"\"stale\""}`), 428, "PreconditionFailed")
 	expectError(t, r.do("POST", target, a, `{"Everything":true}`), 400, "ActionParameterUnknown")
 	expectError(t, r.do("POST", target, a, `{"LogEntriesETag":7}`), 400, "ActionParameterValueTypeError")
 	expectError(t, r.do("POST", target, a, `{`), 400, "MalformedJSON")
