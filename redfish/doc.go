@@ -32,6 +32,16 @@
 // "$" parameter gets 501 with QueryNotSupported; other unknown parameters
 // are ignored, as DSP0266 requires.
 //
+// # Live sources beyond the store
+//
+// TreeOptions gives the service the board (node LogService.ClearLog and
+// Chassis.Reset act on the node's BMC, then run a collection pass so the
+// store follows), the image slots and their probes (FirmwareInventory,
+// the Manager's ActiveSoftwareImage), the network interfaces
+// (EthernetInterfaces) and the listeners (NetworkProtocol, updated by
+// SetProtocols once they are bound). Routes may name volatile properties
+// (the Manager's DateTime) that the ETag leaves out; such ETags are weak.
+//
 // # TLS
 //
 // EnsureCertificate creates on first start, and reuses afterwards, a
