@@ -39,8 +39,7 @@
 // store follows), the image slots and their probes (FirmwareInventory,
 // the Manager's ActiveSoftwareImage), the network interfaces
 // (EthernetInterfaces) and the listeners (NetworkProtocol, updated by
-// SetProtocols once they are bound). Routes may name volatile properties
-// (the Manager's DateTime) that the ETag leaves out; such ETags are weak.
+// SetProtocols once they are bound).
 //
 // # TLS
 //

@@ -488,13 +488,39 @@ func crossedThresholds(res *sensor.GetSensorReadingResponse) []uint8 {
 // toBoard converts a reading to board.Sensor.
 func (rd reading) toBoard() board.Sensor {
 	return board.Sensor{
-		Number: rd.rec.number,
-		Name:   rd.rec.name,
-		Type:   rd.rec.typeName(),
-		Unit:   unitName(rd.rec.unit),
-		Value:  rd.value,
-		Health: healthOf(rd.sev),
+		Number:     rd.rec.number,
+		Name:       rd.rec.name,
+		Type:       rd.rec.typeName(),
+		Unit:       unitName(rd.rec.unit),
+		Value:      rd.value,
+		Health:     healthOf(rd.sev),
+		Thresholds: rd.rec.thresholds(),
 	}
+}
+
+// thresholds are the readable thresholds of an analog threshold sensor's
+// full SDR, in units (nil when it has none).
+func (r *sdrRecord) thresholds() *board.Thresholds {
+	if !r.analog() {
+		return nil
+	}
+	m := r.full.Mask.Threshold
+	var t board.Thresholds
+	found := false
+	set := func(readable bool, raw uint8, dst **float64) {
+		if readable {
+			v := r.convert(raw)
+			*dst, found = &v, true
+		}
+	}
+	set(m.LNC.Readable, r.full.LNC_Raw, &t.LowerCaution)
+	set(m.LCR.Readable, r.full.LCR_Raw, &t.LowerCritical)
+	set(m.UNC.Readable, r.full.UNC_Raw, &t.UpperCaution)
+	set(m.UCR.Readable, r.full.UCR_Raw, &t.UpperCritical)
+	if !found {
+		return nil
+	}
+	return &t
 }
 
 // Entity IDs (IPMI v2.0 table 43-13) that mark inlet and processor sensors.

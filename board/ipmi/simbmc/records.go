@@ -142,6 +142,11 @@ func defineSensor(s board.Sensor) sensorDef {
 		full = 255
 	}
 	full = math.Max(full, 1.25*math.Abs(s.Value))
+	for _, v := range thresholdValues(s.Thresholds) {
+		if v.value != nil {
+			full = math.Max(full, 1.1*math.Abs(*v.value))
+		}
+	}
 	d.signed = s.Unit == "Cel" || s.Value < 0
 	counts := 255.0
 	if d.signed {
@@ -155,7 +160,8 @@ func defineSensor(s board.Sensor) sensorDef {
 	b[10], b[11] = 0x7f, 0x40
 	b[12], b[13] = d.stype, 0x01
 	// Upper non-critical and critical comparisons are returned (they carry
-	// the sensor's health); no thresholds are readable.
+	// the sensor's health); the sensor's thresholds, where it has them,
+	// are readable (readable threshold mask, byte 19, and bytes 36-41).
 	b[17] = 0x30
 	if d.signed {
 		b[20] = 0x80
@@ -171,9 +177,45 @@ func defineSensor(s board.Sensor) sensorDef {
 	if d.signed {
 		b[34], b[35] = 0x7f, 0x80
 	}
+	for _, v := range thresholdValues(s.Thresholds) {
+		if v.value != nil {
+			b[19] |= 1 << v.bit
+			b[v.at] = d.raw(*v.value)
+		}
+	}
 	b[47] = 0xc0 | byte(len(name))
 	d.record = append(b, name...)
 	return d
+}
+
+// thresholdValue is one threshold with its bit in the readable threshold
+// mask and its byte in the full SDR.
+type thresholdValue struct {
+	value *float64
+	bit   uint
+	at    int
+}
+
+func thresholdValues(t *board.Thresholds) []thresholdValue {
+	if t == nil {
+		return nil
+	}
+	return []thresholdValue{{t.LowerCaution, 0, 41}, {t.LowerCritical, 1, 40}, {t.UpperCaution, 3, 38}, {t.UpperCritical, 4, 37}}
+}
+
+// thresholds is the Get Sensor Thresholds answer: the readable mask, then
+// LNC, LCR, LNR, UNC, UCR, UNR as raw values.
+func (d sensorDef) thresholds() []byte {
+	out := make([]byte, 7)
+	if d.analog && len(d.record) >= 42 {
+		out[0] = d.record[19] & 0x3f
+		for i, at := range []int{41, 40, 39, 38, 37, 36} {
+			if out[0]&(1<<uint(i)) != 0 {
+				out[1+i] = d.record[at]
+			}
+		}
+	}
+	return out
 }
 
 // raw converts a reading to the sensor's raw byte.

@@ -313,10 +313,11 @@ func (b *BMC) getSensorThresholds(_ context.Context, _ *handlers.HandlerContext,
 	if len(req) < 1 {
 		return nil, types.CodeRequestDataTruncated, nil
 	}
-	if _, found := b.byNumber[req[0]]; !found {
+	i, found := b.byNumber[req[0]]
+	if !found {
 		return nil, types.CodeRequestedDataNotPresent, nil
 	}
-	return make([]byte, 7), types.CodeOK, nil // no readable thresholds
+	return b.sensors[i].thresholds(), types.CodeOK, nil
 }
 
 func (b *BMC) getSELInfo(ctx context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
