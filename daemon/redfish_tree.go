@@ -32,6 +32,6 @@ func redfishProtocols(c Config, bound map[string]string) redfish.Protocols {
 		IPMIEnabled: c.IPMI != "",
 		NTP:         c.NTP,
 		NTPServers:  c.NTPUpstream,
-		NTPEnabled:  len(c.NTPUpstream) > 0,
+		NTPEnabled:  c.NTP != "", // startNTP runs the time source whenever an address is set
 	}
 }

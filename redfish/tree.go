@@ -47,7 +47,7 @@ type Protocols struct {
 	IPMIEnabled bool
 	// NTP is the configured address of the region's NTP server;
 	// NTPServers the upstream servers of the daemon's configuration;
-	// NTPEnabled whether NTP is configured.
+	// NTPEnabled whether the time source runs.
 	NTP        string
 	NTPServers []string
 	NTPEnabled bool
