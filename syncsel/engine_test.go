@@ -488,3 +488,22 @@ func corruptRecord(t *testing.T, path string, cat Category) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifyBeforeFirstStore: a kill at the very first start can land
+// before either store file exists; that state holds nothing committed and
+// verify says so instead of calling it corrupt.
+func TestVerifyBeforeFirstStore(t *testing.T) {
+	a := flash.Areas{Root: t.TempDir()}
+	if err := a.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := Verify(a, time.Second)
+	if !r.Consistent() || !r.Stores[0].Missing || !r.Stores[1].Missing {
+		t.Fatalf("verify of areas without stores: consistent=%v missing=%v/%v %+v", r.Consistent(), r.Stores[0].Missing, r.Stores[1].Missing, r)
+	}
+	var b strings.Builder
+	r.Print(&b)
+	if !strings.Contains(b.String(), "no store yet") {
+		t.Fatalf("report does not say the stores are absent:\n%s", b.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ type StoreReport struct {
 	Role     string // "source" or "destination"
 	Path     string
 	Err      error // the store could not be opened or read
+	Missing  bool  // no store file: never created, so nothing was ever committed to it
 	Last     *RoundRecord
 	Intent   *Intent
 	Checks   map[Category]CategoryCheck
@@ -59,6 +61,13 @@ func Verify(a flash.Areas, timeout time.Duration) VerifyReport {
 		sr := &r.Stores[slot]
 		sr.Slot, sr.Path = slot, a.StorePath(slot)
 		s, err := OpenStore(sr.Path, slot, StoreOptions{ReadOnly: true, Timeout: timeout})
+		if errors.Is(err, fs.ErrNotExist) {
+			// cmcd creates each store before it writes anything to it;
+			// a store that does not exist holds no committed state (a
+			// kill or cut at the first start lands here).
+			sr.Missing = true
+			continue
+		}
 		if err != nil {
 			sr.Err = err
 			sr.Problems = append(sr.Problems, "cannot open: "+err.Error())
@@ -134,6 +143,10 @@ func (r VerifyReport) Print(w io.Writer) {
 		fmt.Fprintf(w, "\n%s store (%s): %s\n", sr.Slot, sr.Role, sr.Path)
 		if sr.Err != nil {
 			fmt.Fprintf(w, "  error: %v\n", sr.Err)
+			continue
+		}
+		if sr.Missing {
+			fmt.Fprintf(w, "  no store yet: nothing was ever committed here\n")
 			continue
 		}
 		if sr.Last != nil {

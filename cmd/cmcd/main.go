@@ -156,6 +156,10 @@ func verify(args []string) int {
 		fmt.Fprintln(os.Stderr, "cmcd verify: --data DIR is required")
 		return 2
 	}
+	if st, err := os.Stat(*data); err != nil || !st.IsDir() {
+		fmt.Fprintf(os.Stderr, "cmcd verify: --data %s: not a directory\n", *data)
+		return 2
+	}
 	r := syncsel.Verify(flash.Areas{Root: *data}, *timeout)
 	r.Print(os.Stdout)
 	if !r.Consistent() {
