@@ -62,6 +62,7 @@ func (s *Server) getServiceRoot(c *ctx) (any, error) {
 		"Chassis":        odataID(chassisURI),
 		"Managers":       odataID("/redfish/v1/Managers"),
 		"SessionService": odataID("/redfish/v1/SessionService"),
+		"AccountService": odataID(accountServiceURI),
 		"Links":          obj{"Sessions": odataID(sessionsURI)},
 		"ProtocolFeaturesSupported": obj{
 			"ExpandQuery":     obj{"ExpandAll": false, "Levels": false, "Links": false, "NoLinks": false},
@@ -84,6 +85,8 @@ var metadataNamespaces = [][2]string{
 	{"LogServiceCollection", ""}, {"LogService", "v1_9_0"}, {"LogEntryCollection", ""}, {"LogEntry", "v1_21_0"},
 	{"SessionService", "v1_2_0"}, {"SessionCollection", ""}, {"Session", "v1_8_0"},
 	{"Message", "v1_3_0"}, {"Resource", "v1_0_0"},
+	{"AccountService", "v1_18_1"}, {"ManagerAccountCollection", ""}, {"ManagerAccount", "v1_14_1"},
+	{"RoleCollection", ""}, {"Role", "v1_3_3"},
 }
 
 func (s *Server) getMetadata(c *ctx) (any, error) {
@@ -117,6 +120,7 @@ func (s *Server) getODataService(c *ctx) (any, error) {
 			obj{"name": "Managers", "kind": "Singleton", "url": "/redfish/v1/Managers"},
 			obj{"name": "SessionService", "kind": "Singleton", "url": "/redfish/v1/SessionService"},
 			obj{"name": "Sessions", "kind": "Singleton", "url": sessionsURI},
+			obj{"name": "AccountService", "kind": "Singleton", "url": accountServiceURI},
 		},
 	}, nil
 }

@@ -30,6 +30,8 @@ type rig struct {
 	now      time.Time
 	nowMu    sync.Mutex
 	validate bool
+	sim      *sim.Chassis // the simulated board the engine collects from
+	acctDir  string       // the accounts store's directory
 }
 
 const (
@@ -70,7 +72,8 @@ func newRig(t *testing.T) *rig {
 	if _, err := eng.Collector().Collect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acct, err := accounts.Open(t.TempDir(), accounts.WithBcryptCost(bcrypt.MinCost))
+	acctDir := t.TempDir()
+	acct, err := accounts.Open(acctDir, accounts.WithBcryptCost(bcrypt.MinCost))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +87,7 @@ func newRig(t *testing.T) *rig {
 	if _, err := acct.Create("reader", readerPW, accounts.RoleReadOnly); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true}
+	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, acctDir: acctDir}
 	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute})
 	r.ts = httptest.NewServer(r.srv)
 	t.Cleanup(r.ts.Close)

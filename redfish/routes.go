@@ -33,6 +33,17 @@ func (s *Server) table() []*route {
 		{pattern: sessionsURI + "/{id}", get: s.getSession, getPriv: login,
 			ops: map[string]op{"DELETE": {priv: login, fn: s.deleteSession}}},
 
+		// AccountService (accountservice.go). Members: own account with
+		// Login/ConfigureSelf, every account with ConfigureUsers (checked in
+		// the handlers).
+		{pattern: accountServiceURI, get: s.getAccountService, getPriv: login},
+		{pattern: accountsURI, get: s.getAccounts, getPriv: login,
+			ops: map[string]op{"POST": {priv: configUsr, fn: s.postAccount}}},
+		{pattern: accountsURI + "/{id}", get: s.getAccount, getPriv: login,
+			ops: map[string]op{"PATCH": {priv: login, fn: s.patchAccount}, "DELETE": {priv: configUsr, fn: s.deleteAccount}}},
+		{pattern: rolesURI, get: s.getRoles, getPriv: login},
+		{pattern: rolesURI + "/{id}", get: s.getRole, getPriv: login},
+
 		// Chassis.
 		{pattern: "/redfish/v1/Chassis", get: s.getChassisCollection, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}", get: s.getChassis, getPriv: login},
@@ -61,7 +72,6 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/Managers/CMC/LogServices/EventLog/Actions/LogService.ClearLog",
 			ops: map[string]op{"POST": {priv: configMgr, fn: s.postClearEventLog}}},
 	}
-	_ = configUsr
 	for _, r := range rs {
 		r.segs = strings.Split(strings.Trim(r.pattern, "/"), "/")
 	}
