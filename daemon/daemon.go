@@ -85,11 +85,14 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		log.Warn("created the initial Redfish/IPMI account \"admin\"; its password was written to " +
 			filepath.Join(c.Data, accounts.InitialPasswordFile) + " (change it, then the file is removed)")
 	}
-	stopWeb, err := serveRedfish(c, redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log}), log)
+	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log})
+	stopWeb, err := serveRedfish(c, rf, log)
 	if err != nil {
+		rf.Close()
 		return err
 	}
 	defer stopWeb()
+	defer rf.Close() // first: ends the event streams, which the listeners' shutdown waits for
 	return eng.Run(ctx)
 }
 

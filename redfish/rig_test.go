@@ -91,6 +91,7 @@ func newRig(t *testing.T) *rig {
 	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute})
 	r.ts = httptest.NewServer(r.srv)
 	t.Cleanup(r.ts.Close)
+	t.Cleanup(func() { r.srv.Close() }) // runs first: ends event streams, which ts.Close waits for
 	return r
 }
 

@@ -44,6 +44,19 @@ func (s *Server) table() []*route {
 		{pattern: rolesURI, get: s.getRoles, getPriv: login},
 		{pattern: rolesURI + "/{id}", get: s.getRole, getPriv: login},
 
+		// EventService (events.go): SSE only; the subscriptions are the open
+		// streams (own ones, or all with ConfigureManager; checked in the
+		// handlers).
+		{pattern: eventServiceURI, get: s.getEventService, getPriv: login},
+		{pattern: sseURI, get: s.getSSE, getPriv: login},
+		{pattern: subscriptionsURI, get: s.getSubscriptions, getPriv: login},
+		{pattern: subscriptionsURI + "/{id}", get: s.getSubscription, getPriv: login,
+			ops: map[string]op{"DELETE": {priv: login, fn: s.deleteSubscription}}},
+		// Message registries (registry.go).
+		{pattern: registriesURI, get: s.getRegistries, getPriv: login},
+		{pattern: registriesURI + "/{id}", get: s.getRegistryFile, getPriv: login},
+		{pattern: registriesURI + "/" + cmcdRegistry + "/Registry", get: s.getCmcdRegistry, getPriv: login},
+
 		// Chassis.
 		{pattern: "/redfish/v1/Chassis", get: s.getChassisCollection, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}", get: s.getChassis, getPriv: login},
