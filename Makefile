@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X cmcd/internal/version.Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
 export CGO_ENABLED := 0
 
-.PHONY: all build run test deps check bench soak clean
+.PHONY: all build run test deps check bench soak fuzz clean
 
 all: build
 
@@ -38,6 +38,11 @@ test: check build
 bench: build
 	mkdir -p bench/out
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./syncsel/ | tee bench/out/syncsel.txt | grep -E 'SUMMARY|^ok|FAIL' 
+
+# Fuzz the Redfish request decoding and routing (the seeds run in `make test`).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzServeHTTP -fuzztime $(FUZZTIME) ./redfish/
 
 soak:
 	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/
