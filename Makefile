@@ -38,6 +38,7 @@ test: check build
 bench: build
 	mkdir -p bench/out
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./syncsel/ | tee bench/out/syncsel.txt | grep -E 'SUMMARY|^ok|FAIL' 
+	set -o pipefail; ./bench/redfish.sh | tee bench/out/redfish.txt
 
 # Fuzz the Redfish request decoding and routing (the seeds run in `make test`).
 FUZZTIME ?= 60s

@@ -51,6 +51,7 @@ type Server struct {
 	timeout  time.Duration
 
 	events *eventHub // EventService (events.go); Close stops it
+	logs   *logCache // serialized node log collections (logcache.go)
 }
 
 // New returns a Server answering from o.Engine's running store and
@@ -69,6 +70,7 @@ func New(o Options) *Server {
 	}
 	s.routes = s.table()
 	s.events = newEventHub(s, o)
+	s.logs = newLogCache()
 	return s
 }
 
