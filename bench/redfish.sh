@@ -7,8 +7,8 @@
 # with X-Auth-Token against GET of the enclosure Chassis and of Node1's SEL
 # Entries over HTTPS and plain HTTP. Prints req/s, p50/p99 latency, the
 # daemon's peak RSS sampled from /proc during each run and VmHWM, the goal
-# figures, and comparisons: HTTPS/HTTP, and the SEL GET against a second
-# daemon started with the serialized-log cache off (CMCD_REDFISH_LOG_CACHE=0).
+# figures, and comparisons: HTTPS/HTTP, and both GETs against a second
+# daemon started with the answer cache off (CMCD_REDFISH_LOG_CACHE=0).
 #
 #   bench/redfish.sh            (make bench runs it)   DUR=10s CONNS=10 BIN=bin/cmcd
 set -euo pipefail
@@ -106,6 +106,7 @@ hwm=$(awk '/^VmHWM/{print $2}' "/proc/$PID/status")
 main_pid=$PID
 
 start nocache CMCD_REDFISH_LOG_CACHE=0
+run "Chassis, cache off  HTTP" "$HTTP/redfish/v1/Chassis/Enclosure" ch_nocache
 run "Node1 SEL, cache off  HTTP" "$HTTP/redfish/v1/Chassis/Node1/LogServices/SEL/Entries" sel_nocache
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -113,4 +114,5 @@ verdict() { awk -v v="$1" -v g="$2" 'BEGIN{ print (v < g) ? "met" : "NOT met" }'
 echo "SUMMARY Chassis GET p99 HTTPS ${P99_ch_tls} ms, HTTP ${P99_ch_http} ms (goal < 5 ms: $(verdict "$P99_ch_tls" 5) over HTTPS)"
 echo "SUMMARY peak RSS under load $((RSS_sel_tls / 1024)) MiB (sampled), VmHWM $((hwm / 1024)) MiB, pid $main_pid (goal < 32 MiB: $(verdict "$((hwm / 1024))" 32))"
 echo "SUMMARY HTTPS/HTTP req/s: Chassis $(ratio "$R_ch_tls" "$R_ch_http"), SEL $(ratio "$R_sel_tls" "$R_sel_http")"
+echo "SUMMARY Chassis GET cached/uncached req/s (HTTP): $(ratio "$R_ch_http" "$R_ch_nocache") (${R_ch_http} vs ${R_ch_nocache}); p99 ${P99_ch_http} vs ${P99_ch_nocache} ms"
 echo "SUMMARY SEL GET cached/uncached req/s (HTTP): $(ratio "$R_sel_http" "$R_sel_nocache") (${R_sel_http} vs ${R_sel_nocache}); p99 ${P99_sel_http} vs ${P99_sel_nocache} ms"

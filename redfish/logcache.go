@@ -1,31 +1,34 @@
 package redfish
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 
 	"cmcd/syncsel"
 )
 
 // The node log Entries collections are the service's big payloads (a full
-// SEL is thousands of entries; 1,000 entries are ~330 KB of JSON). Building
-// one decodes every stored entry and marshals a map per entry, which took
-// ~20 ms of CPU per GET. logCache keeps the serialized collection with its
-// ETag, keyed on the node and log and valid while the store and that
-// category's fingerprint sum (the V2 matrix, read in O(1)) are unchanged:
-// any collection pass or ClearLog that changes a SEL or fault log changes
-// the sum. The fingerprint is read before the payload is built, so a
-// payload is never stored under a newer sum than its own. At most
-// logCacheBytes of payloads are kept (least recently used go first).
-// CMCD_REDFISH_LOG_CACHE=0 turns the cache off (the benchmark's
+// SEL is thousands of entries). Building one decodes every stored entry and
+// marshals a map per entry: ~20 ms of CPU per GET for 1,000 entries; a
+// Chassis GET decodes the node and asset records (~150 us). logCache keeps
+// such a serialized answer with its ETag, valid while the running store and
+// the fingerprint sums of the categories the answer is built from (the V2
+// matrix, read in O(1)) are unchanged: any collection pass or ClearLog that
+// changes a record changes its category's sum. The sums are read before the
+// answer is built, so an answer is never stored under newer sums than its
+// own. At most logCacheBytes of answers are kept (least recently used go
+// first). CMCD_REDFISH_LOG_CACHE=0 turns the cache off (the benchmark's
 // comparison run).
 
 const logCacheBytes = 2 << 20
 
 type cachedLog struct {
 	store *syncsel.Store
-	fp    syncsel.CatFP
+	fp    string // the fingerprint sums of the categories the answer depends on
 	body  []byte
 	etag  string
 	used  uint64
@@ -36,14 +39,14 @@ type logCache struct {
 	off   bool
 	tick  uint64
 	bytes int
-	m     map[string]*cachedLog // "Node1/SEL"
+	m     map[string]*cachedLog // route pattern and parameters
 }
 
 func newLogCache() *logCache {
 	return &logCache{off: os.Getenv("CMCD_REDFISH_LOG_CACHE") == "0", m: map[string]*cachedLog{}}
 }
 
-func (lc *logCache) get(key string, st *syncsel.Store, fp syncsel.CatFP) *cachedLog {
+func (lc *logCache) get(key string, st *syncsel.Store, fp string) *cachedLog {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	e := lc.m[key]
@@ -78,38 +81,60 @@ func (lc *logCache) put(key string, e *cachedLog) {
 	}
 }
 
-// getNodeLogEntriesCached serves getNodeLogEntries from the cache.
-func (s *Server) getNodeLogEntriesCached(c *ctx) (any, error) {
-	if s.logs.off {
-		return s.getNodeLogEntries(c)
-	}
-	if _, _, err := c.nodeLog(); err != nil {
-		return nil, err
-	}
-	cat := syncsel.CatSEL
-	if c.param("log") != "SEL" {
-		cat = syncsel.CatFault
-	}
-	st := s.eng.Store()
-	m, err := st.Matrix()
-	if err != nil {
-		return nil, err
-	}
-	key := c.param("ch") + "/" + c.param("log")
-	if e := s.logs.get(key, st, m[cat]); e != nil {
+// storeCached wraps a GET handler whose answer is a function of the
+// running store's categories cats(c) only (no clock, no session): its
+// serialized answer is kept while those categories' fingerprint sums are
+// unchanged. Only successful answers are kept, under the route pattern
+// and its parameters.
+func (s *Server) storeCached(fn func(*ctx) (any, error), cats func(*ctx) []syncsel.Category) func(*ctx) (any, error) {
+	return func(c *ctx) (any, error) {
+		if s.logs.off {
+			return fn(c)
+		}
+		st := s.eng.Store()
+		m, err := st.Matrix()
+		if err != nil {
+			return nil, err
+		}
+		var fp []byte
+		for _, cat := range cats(c) {
+			row := m[cat]
+			fp = append(fp, row.FP[:]...)
+			fp = binary.BigEndian.AppendUint64(fp, row.Records)
+		}
+		key := c.route.pattern
+		for _, k := range slices.Sorted(maps.Keys(c.params)) {
+			key += "|" + k + "=" + c.params[k]
+		}
+		if e := s.logs.get(key, st, string(fp)); e != nil {
+			return rawDoc{contentType: jsonType, body: e.body, etag: e.etag}, nil
+		}
+		v, err := fn(c)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		e := &cachedLog{store: st, fp: string(fp), body: b, etag: etagOf(b)}
+		s.logs.put(key, e)
 		return rawDoc{contentType: jsonType, body: e.body, etag: e.etag}, nil
 	}
-	v, err := s.getNodeLogEntries(c)
-	if err != nil {
-		return nil, err
+}
+
+// logCats: a node log collection depends on the node records (which
+// nodes exist) and its log.
+func logCats(c *ctx) []syncsel.Category {
+	if c.param("log") == "SEL" {
+		return []syncsel.Category{syncsel.CatNode, syncsel.CatSEL}
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	e := &cachedLog{store: st, fp: m[cat], body: b, etag: etagOf(b)}
-	s.logs.put(key, e)
-	return rawDoc{contentType: jsonType, body: e.body, etag: e.etag}, nil
+	return []syncsel.Category{syncsel.CatNode, syncsel.CatFault}
+}
+
+// chassisCats: a Chassis is built from the node and asset records.
+func chassisCats(*ctx) []syncsel.Category {
+	return []syncsel.Category{syncsel.CatNode, syncsel.CatAsset}
 }
 
 const jsonType = "application/json; charset=utf-8"

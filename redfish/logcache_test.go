@@ -60,3 +60,39 @@ func TestLogCache(t *testing.T) {
 	expectError(t, r.do("GET", "/redfish/v1/Chassis/Node9/LogServices/SEL/Entries", r.admin(), ""), 404, "ResourceNotFound")
 	expectError(t, r.do("GET", "/redfish/v1/Chassis/Node1/LogServices/Nope/Entries", r.admin(), ""), 404, "ResourceNotFound")
 }
+
+// TestChassisCache: a cached Chassis answer stays what getChassis builds
+// across a change of the node records.
+func TestChassisCache(t *testing.T) {
+	r := newRig(t)
+	const uri = "/redfish/v1/Chassis/Node1"
+	built := func() []byte {
+		t.Helper()
+		c := &ctx{s: r.srv, w: httptest.NewRecorder(), r: httptest.NewRequest("GET", uri, nil), params: map[string]string{"ch": "Node1"}}
+		v, err := r.srv.getChassis(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(v)
+		return b
+	}
+	a := r.do("GET", uri, r.admin(), "")
+	if b := r.do("GET", uri, r.admin(), ""); !bytes.Equal(a.body, b.body) || !bytes.Equal(b.body, built()) {
+		t.Fatal("cached Chassis differs from the handler's")
+	}
+	if err := r.sim.SetPower(context.Background(), 1, board.ActionOff); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.eng.Collector().Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := r.do("GET", uri, r.admin(), "")
+	validatePayload(t, c, c.json(t))
+	if !bytes.Equal(c.body, built()) {
+		t.Fatalf("after the node changed the cached Chassis is stale:\n%s\n%s", c.body, built())
+	}
+	if bytes.Equal(a.body, c.body) {
+		t.Fatal("powering the node off did not change the Chassis (the test proves nothing)")
+	}
+}
+
