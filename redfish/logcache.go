@@ -40,22 +40,47 @@ type logCache struct {
 	tick  uint64
 	bytes int
 	m     map[string]*cachedLog // route pattern and parameters
+	// building holds a channel per key being built, closed when done.
+	building map[string]chan struct{}
 }
 
 func newLogCache() *logCache {
-	return &logCache{off: os.Getenv("CMCD_REDFISH_LOG_CACHE") == "0", m: map[string]*cachedLog{}}
+	return &logCache{off: os.Getenv("CMCD_REDFISH_LOG_CACHE") == "0", m: map[string]*cachedLog{},
+		building: map[string]chan struct{}{}}
 }
 
-func (lc *logCache) get(key string, st *syncsel.Store, fp string) *cachedLog {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	e := lc.m[key]
-	if e == nil || e.store != st || e.fp != fp {
-		return nil
+// get returns the entry of key if it is still valid for st and fp. When
+// another request is building that answer it waits for it, so that a burst
+// of requests after a change builds the answer once (building a large log
+// allocates tens of MB).
+func (lc *logCache) get(key string, st *syncsel.Store, fp string) (e *cachedLog, build func(*cachedLog)) {
+	for {
+		lc.mu.Lock()
+		e := lc.m[key]
+		if e != nil && e.store == st && e.fp == fp {
+			lc.tick++
+			e.used = lc.tick
+			lc.mu.Unlock()
+			return e, nil
+		}
+		if ch, ok := lc.building[key]; ok {
+			lc.mu.Unlock()
+			<-ch
+			continue
+		}
+		ch := make(chan struct{})
+		lc.building[key] = ch
+		lc.mu.Unlock()
+		return nil, func(e *cachedLog) {
+			if e != nil {
+				lc.put(key, e)
+			}
+			lc.mu.Lock()
+			delete(lc.building, key)
+			lc.mu.Unlock()
+			close(ch)
+		}
 	}
-	lc.tick++
-	e.used = lc.tick
-	return e
 }
 
 func (lc *logCache) put(key string, e *cachedLog) {
@@ -106,9 +131,11 @@ func (s *Server) storeCached(fn func(*ctx) (any, error), cats func(*ctx) []syncs
 		for _, k := range slices.Sorted(maps.Keys(c.params)) {
 			key += "|" + k + "=" + c.params[k]
 		}
-		if e := s.logs.get(key, st, string(fp)); e != nil {
+		e, done := s.logs.get(key, st, string(fp))
+		if e != nil {
 			return rawDoc{contentType: jsonType, body: e.body, etag: e.etag}, nil
 		}
+		defer func() { done(e) }() // also when fn panics: the waiters go on
 		v, err := fn(c)
 		if err != nil {
 			return nil, err
@@ -117,19 +144,28 @@ func (s *Server) storeCached(fn func(*ctx) (any, error), cats func(*ctx) []syncs
 		if err != nil {
 			return nil, err
 		}
-		e := &cachedLog{store: st, fp: string(fp), body: b, etag: etagOf(b)}
-		s.logs.put(key, e)
+		e = &cachedLog{store: st, fp: string(fp), body: b, etag: etagOf(b)}
 		return rawDoc{contentType: jsonType, body: e.body, etag: e.etag}, nil
 	}
 }
 
-// logCats: a node log collection depends on the node records (which
-// nodes exist) and its log.
-func logCats(c *ctx) []syncsel.Category {
-	if c.param("log") == "SEL" {
-		return []syncsel.Category{syncsel.CatNode, syncsel.CatSEL}
+// getNodeLogEntriesCached serves a node's log collection from the cache,
+// keyed on the log's category only: whether the node and log exist is
+// checked first (a small read), so that the node records, whose readings
+// change at every collection pass, do not invalidate a large log.
+func (s *Server) getNodeLogEntriesCached() func(*ctx) (any, error) {
+	cached := s.storeCached(s.getNodeLogEntries, func(c *ctx) []syncsel.Category {
+		if c.param("log") == "SEL" {
+			return []syncsel.Category{syncsel.CatSEL}
+		}
+		return []syncsel.Category{syncsel.CatFault}
+	})
+	return func(c *ctx) (any, error) {
+		if _, _, err := c.nodeLog(); err != nil {
+			return nil, err
+		}
+		return cached(c)
 	}
-	return []syncsel.Category{syncsel.CatNode, syncsel.CatFault}
 }
 
 // chassisCats: a Chassis is built from the node and asset records.

@@ -95,4 +95,3 @@ func TestChassisCache(t *testing.T) {
 		t.Fatal("powering the node off did not change the Chassis (the test proves nothing)")
 	}
 }
-

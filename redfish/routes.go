@@ -70,7 +70,7 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/Chassis/{ch}/Thermal", get: s.getThermal, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices", get: s.getNodeLogServices, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}", get: s.getNodeLogService, getPriv: login},
-		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries", get: s.storeCached(s.getNodeLogEntries, logCats), getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries", get: s.getNodeLogEntriesCached(), getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries/{id}", get: s.getNodeLogEntry, getPriv: login},
 
 		// The CMC's Manager, with the sync API (R6) under Oem.Cmcd.
