@@ -66,6 +66,13 @@
 // streams (SubscriptionType SSE); DELETE of one ends it. Push (HTTP POST)
 // subscriptions are not supported: POST to Subscriptions is 405.
 //
+// # Answer cache
+//
+// The Chassis and node log Entries GETs are served from their serialized
+// answers while the fingerprint sums of the store categories they are
+// built from are unchanged (logcache.go); CMCD_REDFISH_LOG_CACHE=0 turns
+// that off for comparison runs.
+//
 // # TLS
 //
 // EnsureCertificate creates on first start, and reuses afterwards, a
