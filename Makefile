@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X cmcd/internal/version.Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
 export CGO_ENABLED := 0
 
-.PHONY: all build run test deps check bench soak clean
+.PHONY: all build run test deps check bench soak fuzz clean
 
 all: build
 
@@ -41,6 +41,12 @@ bench: build
 	set -o pipefail; $(GO) test -run '^$$' -bench SELList -benchtime 1x -count 1 ./ipmisrv/ | tee bench/out/ipmisrv.txt | grep -E 'sel list|^ok|FAIL'
 	set -o pipefail; $(GO) test -run '^$$' -bench ChassisRefresh -benchtime 5x -count 1 ./board/ipmi/ ./board/ipmi/simbmc/ | tee bench/out/ipmi-refresh.txt | grep -E 'chassis refresh|^ok|FAIL'
 	set -o pipefail; $(GO) run ./bench/ntpload | tee bench/out/ntp.txt
+	set -o pipefail; ./bench/redfish.sh | tee bench/out/redfish.txt
+
+# Fuzz the Redfish request decoding and routing (the seeds run in `make test`).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzServeHTTP -fuzztime $(FUZZTIME) ./redfish/
 
 soak:
 	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/

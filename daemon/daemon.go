@@ -94,9 +94,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if _, err := startNTP(ctx, c, log); err != nil {
 		return err
 	}
-	api := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas)})
-	stopWeb, err := serveRedfish(c, web.Mount(api), log, func(bound map[string]string) { api.SetProtocols(redfishProtocols(c, bound)) })
+	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas)})
+	stopWeb, err := serveRedfish(c, web.Mount(rf), log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
 	if err != nil {
+		rf.Close()
 		return err
 	}
 	defer stopWeb()
@@ -105,6 +106,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopIPMI()
+	defer rf.Close() // first: ends the event streams, which the listeners' shutdown waits for
 	return eng.Run(ctx)
 }
 

@@ -41,6 +41,50 @@
 // (EthernetInterfaces) and the listeners (NetworkProtocol, updated by
 // SetProtocols once they are bound).
 //
+// # Accounts
+//
+// AccountService (accountservice.go) shows the accounts package's store,
+// the one shared with IPMI: a password set here is the IPMI password too.
+// Accounts are addressed by their IPMI user ID; POST to Accounts creates
+// (UserName, Password, RoleId required; Enabled optional), PATCH changes
+// Password, RoleId, Enabled or Locked (false only: unlock), DELETE removes
+// and ends the account's sessions. ConfigureUsers manages every account;
+// with ConfigureSelf only one's own Password can be changed (the user's
+// other sessions end). The last enabled Administrator cannot be deleted,
+// disabled or demoted: 409. Lockout threshold, duration and password
+// lengths are the accounts package's settings and read-only. Roles lists
+// Administrator, Operator and ReadOnly with their AssignedPrivileges.
+//
+// # Events
+//
+// EventService (events.go) publishes sync rounds committed and rolled
+// back, the backup image started, configuration changes and alarms (the
+// sync engine's events, each with a link to its CMC event log entry) and
+// health changes of PSUs, fans, nodes and node sensors (read from the
+// running store when its fingerprint changes; the board reports health,
+// cmcd keeps no thresholds of its own) as Redfish Events on
+// ServerSentEventUri /redfish/v1/EventService/SSE. Messages come from the
+// OEM registry Cmcd.1.0 (registry.go), served under /redfish/v1/Registries.
+// Each SSE event has an id (a number that grows across restarts) and one
+// Event; Last-Event-ID replays from the last SSERing events, and an
+// EventsLost marker (without id) says when events asked for are gone.
+// Keep-alive comments go out every SSEKeepAlive, when the stream's session
+// (kept alive by the stream) and account are checked again. Publishing
+// never blocks: a stream more than 64 events behind is ended with an
+// EventsLost marker, a client that stops reading is cut after 10 s. At
+// most SSEMaxStreams streams, SSEMaxStreamsPerUser per user (503
+// EventSubscriptionLimitExceeded). $filter is not supported (501, and
+// SSEFilterPropertiesSupported says so). Subscriptions lists the open
+// streams (SubscriptionType SSE); DELETE of one ends it. Push (HTTP POST)
+// subscriptions are not supported: POST to Subscriptions is 405.
+//
+// # Answer cache
+//
+// The Chassis and node log Entries GETs are served from their serialized
+// answers while the fingerprint sums of the store categories they are
+// built from are unchanged (logcache.go); CMCD_REDFISH_LOG_CACHE=0 turns
+// that off for comparison runs.
+//
 // # TLS
 //
 // EnsureCertificate creates on first start, and reuses afterwards, a

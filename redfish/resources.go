@@ -63,6 +63,9 @@ func (s *Server) getServiceRoot(c *ctx) (any, error) {
 		"Managers":       odataID("/redfish/v1/Managers"),
 		"UpdateService":  odataID(updateURI),
 		"SessionService": odataID("/redfish/v1/SessionService"),
+		"AccountService": odataID(accountServiceURI),
+		"EventService":   odataID(eventServiceURI),
+		"Registries":     odataID(registriesURI),
 		"Links":          obj{"Sessions": odataID(sessionsURI)},
 		"ProtocolFeaturesSupported": obj{
 			"ExpandQuery":     obj{"ExpandAll": false, "Levels": false, "Links": false, "NoLinks": false},
@@ -85,6 +88,10 @@ var metadataNamespaces = [][2]string{
 	{"LogServiceCollection", ""}, {"LogService", "v1_9_0"}, {"LogEntryCollection", ""}, {"LogEntry", "v1_21_0"},
 	{"SessionService", "v1_2_0"}, {"SessionCollection", ""}, {"Session", "v1_8_0"},
 	{"Message", "v1_3_0"}, {"Resource", "v1_0_0"},
+	{"AccountService", "v1_18_1"}, {"ManagerAccountCollection", ""}, {"ManagerAccount", "v1_14_1"},
+	{"RoleCollection", ""}, {"Role", "v1_3_3"},
+	{"EventService", "v1_12_0"}, {"EventDestinationCollection", ""}, {"EventDestination", "v1_16_0"}, {"Event", "v1_13_0"},
+	{"MessageRegistryFileCollection", ""}, {"MessageRegistryFile", "v1_1_5"}, {"MessageRegistry", "v1_7_0"},
 }
 
 func (s *Server) getMetadata(c *ctx) (any, error) {
@@ -119,6 +126,9 @@ func (s *Server) getODataService(c *ctx) (any, error) {
 			obj{"name": "UpdateService", "kind": "Singleton", "url": updateURI},
 			obj{"name": "SessionService", "kind": "Singleton", "url": "/redfish/v1/SessionService"},
 			obj{"name": "Sessions", "kind": "Singleton", "url": sessionsURI},
+			obj{"name": "AccountService", "kind": "Singleton", "url": accountServiceURI},
+			obj{"name": "EventService", "kind": "Singleton", "url": eventServiceURI},
+			obj{"name": "Registries", "kind": "Singleton", "url": registriesURI},
 		},
 	}, nil
 }

@@ -30,8 +30,9 @@ type rig struct {
 	now      time.Time
 	nowMu    sync.Mutex
 	validate bool
-	sim      *sim.Chassis
 	images   *flash.SimImages
+	sim      *sim.Chassis // the simulated board the engine collects from
+	acctDir  string       // the accounts store's directory
 }
 
 const (
@@ -72,7 +73,8 @@ func newRig(t *testing.T) *rig {
 	if _, err := eng.Collector().Collect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acct, err := accounts.Open(t.TempDir(), accounts.WithBcryptCost(bcrypt.MinCost))
+	acctDir := t.TempDir()
+	acct, err := accounts.Open(acctDir, accounts.WithBcryptCost(bcrypt.MinCost))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +88,14 @@ func newRig(t *testing.T) *rig {
 	if _, err := acct.Create("reader", readerPW, accounts.RoleReadOnly); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, images: images}
+	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, images: images, acctDir: acctDir}
 	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute,
 		Tree: TreeOptions{Board: s.Board(), Images: images, Probers: map[flash.Slot]flash.Prober{
 			flash.Primary: flash.AreaProber{Path: areas.StorePath(flash.Primary)},
 			flash.Backup:  flash.AreaProber{Path: areas.StorePath(flash.Backup)}}}})
 	r.ts = httptest.NewServer(r.srv)
 	t.Cleanup(r.ts.Close)
+	t.Cleanup(func() { r.srv.Close() }) // runs first: ends event streams, which ts.Close waits for
 	return r
 }
 

@@ -34,9 +34,33 @@ func (s *Server) table() []*route {
 		{pattern: sessionsURI + "/{id}", get: s.getSession, getPriv: login,
 			ops: map[string]op{"DELETE": {priv: login, fn: s.deleteSession}}},
 
+		// AccountService (accountservice.go). Members: own account with
+		// Login/ConfigureSelf, every account with ConfigureUsers (checked in
+		// the handlers).
+		{pattern: accountServiceURI, get: s.getAccountService, getPriv: login},
+		{pattern: accountsURI, get: s.getAccounts, getPriv: login,
+			ops: map[string]op{"POST": {priv: configUsr, fn: s.postAccount}}},
+		{pattern: accountsURI + "/{id}", get: s.getAccount, getPriv: login,
+			ops: map[string]op{"PATCH": {priv: login, fn: s.patchAccount}, "DELETE": {priv: configUsr, fn: s.deleteAccount}}},
+		{pattern: rolesURI, get: s.getRoles, getPriv: login},
+		{pattern: rolesURI + "/{id}", get: s.getRole, getPriv: login},
+
+		// EventService (events.go): SSE only; the subscriptions are the open
+		// streams (own ones, or all with ConfigureManager; checked in the
+		// handlers).
+		{pattern: eventServiceURI, get: s.getEventService, getPriv: login},
+		{pattern: sseURI, get: s.getSSE, getPriv: login},
+		{pattern: subscriptionsURI, get: s.getSubscriptions, getPriv: login},
+		{pattern: subscriptionsURI + "/{id}", get: s.getSubscription, getPriv: login,
+			ops: map[string]op{"DELETE": {priv: login, fn: s.deleteSubscription}}},
+		// Message registries (registry.go).
+		{pattern: registriesURI, get: s.getRegistries, getPriv: login},
+		{pattern: registriesURI + "/{id}", get: s.getRegistryFile, getPriv: login},
+		{pattern: registriesURI + "/" + cmcdRegistry + "/Registry", get: s.getCmcdRegistry, getPriv: login},
+
 		// Chassis.
 		{pattern: "/redfish/v1/Chassis", get: s.getChassisCollection, getPriv: login},
-		{pattern: "/redfish/v1/Chassis/{ch}", get: s.getChassis, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}", get: s.storeCached(s.getChassis, chassisCats), getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/PowerSubsystem", get: s.getPowerSubsystem, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/PowerSubsystem/PowerSupplies", get: s.getPowerSupplies, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/PowerSubsystem/PowerSupplies/{id}", get: s.getPowerSupply, getPriv: login},
@@ -47,7 +71,7 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/Chassis/{ch}/Thermal", get: s.getThermal, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices", get: s.getNodeLogServices, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}", get: s.getNodeLogService, getPriv: login},
-		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries", get: s.getNodeLogEntries, getPriv: login},
+		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries", get: s.getNodeLogEntriesCached(), getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Entries/{id}", get: s.getNodeLogEntry, getPriv: login},
 		{pattern: "/redfish/v1/Chassis/{ch}/LogServices/{log}/Actions/LogService.ClearLog",
 			ops: map[string]op{"POST": {priv: configCmp, fn: s.postNodeClearLog}}},
@@ -77,7 +101,6 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/UpdateService/FirmwareInventory", get: s.getFirmwareInventory, getPriv: login},
 		{pattern: "/redfish/v1/UpdateService/FirmwareInventory/{id}", get: s.getSoftwareInventory, getPriv: login},
 	}
-	_ = configUsr
 	for _, r := range rs {
 		r.segs = strings.Split(strings.Trim(r.pattern, "/"), "/")
 	}

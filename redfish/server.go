@@ -35,6 +35,8 @@ type Options struct {
 	SessionTimeout time.Duration    // idle timeout; 0 means DefaultSessionTimeout
 	Now            func() time.Time // clock for sessions; nil means time.Now
 	Tree           TreeOptions      // board, images, network: see TreeOptions
+	SSEKeepAlive   time.Duration    // event stream keep-alive; 0 means DefaultSSEKeepAlive
+	SensorPoll     time.Duration    // health-change polling; 0 means DefaultSensorPoll
 }
 
 // Server is the Redfish service; it is an http.Handler.
@@ -49,6 +51,9 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by token
 	timeout  time.Duration
+
+	events *eventHub // EventService (events.go); Close stops it
+	logs   *logCache // serialized node log collections (logcache.go)
 }
 
 // New returns a Server answering from o.Engine's running store and
@@ -67,6 +72,8 @@ func New(o Options) *Server {
 	}
 	s.routes = s.table()
 	s.initTree(o.Tree)
+	s.events = newEventHub(s, o)
+	s.logs = newLogCache()
 	return s
 }
 
@@ -262,8 +269,11 @@ func (s *Server) serveGet(c *ctx) {
 		s.fail(c, err)
 		return
 	}
+	if _, ok := v.(streamed); ok {
+		return
+	}
 	if raw, ok := v.(rawDoc); ok {
-		s.writeRaw(c, http.StatusOK, raw.contentType, raw.body)
+		s.writeTagged(c, http.StatusOK, raw.contentType, raw.body, raw.etag)
 		return
 	}
 	b, err := json.Marshal(v)
@@ -296,6 +306,7 @@ func (rt *route) etag(doc any) string {
 type rawDoc struct {
 	contentType string
 	body        []byte
+	etag        string // precomputed ETag of body; "" computes it
 }
 
 func etagOf(b []byte) string {
@@ -315,8 +326,14 @@ func etagMatches(list, tag string) bool {
 }
 
 func (s *Server) writeRaw(c *ctx, status int, ctype string, b []byte) {
+	s.writeTagged(c, status, ctype, b, "")
+}
+
+func (s *Server) writeTagged(c *ctx, status int, ctype string, b []byte, tag string) {
 	h := c.w.Header()
-	tag := etagOf(b)
+	if tag == "" {
+		tag = etagOf(b)
+	}
 	h.Set("ETag", tag)
 	if status == http.StatusOK && (c.r.Method == http.MethodGet || c.r.Method == http.MethodHead) {
 		if inm := c.r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {
