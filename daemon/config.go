@@ -21,6 +21,7 @@ type Config struct {
 	NTPUpstream  []string `json:"ntpUpstream"`  // upstream (core) NTP servers
 	LogLevel     string   `json:"logLevel"`     // debug, info, warn, error
 	Sim          SimConfig
+	Firmware     FirmwareConfig `json:"firmware"`
 }
 
 // SimConfig shapes the simulated chassis (--board sim).

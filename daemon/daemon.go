@@ -14,6 +14,7 @@ import (
 
 	"cmcd/board/sim"
 	"cmcd/clock"
+	"cmcd/firmware"
 	"cmcd/flash"
 	"cmcd/internal/version"
 	"cmcd/redfish"
@@ -42,10 +43,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err := areas.Ensure(); err != nil {
 		return err
 	}
-	images, err := flash.OpenSimImages(areas, time.Now)
+	fw, err := openFirmware(c, log)
 	if err != nil {
 		return err
 	}
+	defer fw.Close()
+	images := fw.Images()
 	var override map[string]json.RawMessage
 	if c.SyncInterval != "" {
 		override = map[string]json.RawMessage{"interval": json.RawMessage(fmt.Sprintf("%q", c.SyncInterval))}
@@ -67,6 +70,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer eng.Close()
+	if err := fw.AttachData(firmware.NewEngineData(eng)); err != nil {
+		return err
+	}
 	st := eng.State()
 	cfg := eng.Config()
 	log.Info("cmcd started", "version", version.Version, "data", c.Data, "board", c.Board, "nodes", c.Sim.Nodes,
@@ -90,6 +96,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopWeb()
+	if err := reportHealth(fw, areas.StorePath(eng.State().Running), log); err != nil {
+		return err
+	}
 	return eng.Run(ctx)
 }
 

@@ -398,7 +398,9 @@ type SignatureStatus struct {
 }
 
 // OK reports whether the image passed every check.
-func (r Report) OK() bool { return r.Err == nil && r.Signature == nil && r.Target == nil && r.Payload == nil }
+func (r Report) OK() bool {
+	return r.Err == nil && r.Signature == nil && r.Target == nil && r.Payload == nil
+}
 
 // Inspect reads an image and reports every check separately.
 func Inspect(r io.Reader, keys *KeyRing, product, board string) Report {

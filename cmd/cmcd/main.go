@@ -21,6 +21,7 @@ import (
 const usage = `usage:
   cmcd run     --data DIR [--board sim] [--config FILE] [--sync-interval DUR] [flags]
   cmcd verify  --data DIR
+  cmcd image   keygen|build|sign|inspect|install|status|activate ...
   cmcd version
 Run "cmcd run -h" for every flag.
 `
@@ -35,6 +36,8 @@ func main() {
 		os.Exit(run(os.Args[2:]))
 	case "verify":
 		os.Exit(verify(os.Args[2:]))
+	case "image":
+		os.Exit(image(os.Args[2:]))
 	case "version", "--version", "-v":
 		fmt.Println("cmcd", version.Version)
 	default:
@@ -61,6 +64,9 @@ func run(args []string) int {
 	ntp := fs.String("ntp", c.NTP, "NTP server address for the region")
 	var upstream multi
 	fs.Var(&upstream, "ntp-upstream", "upstream (core) NTP server host:port; repeatable")
+	var trusted multi
+	fs.Var(&trusted, "trusted-key", "trusted firmware signing key (PEM public key file); repeatable")
+	bootLimit := fs.Int("boot-limit", 0, "boots an activated image gets to report healthy before falling back (default 3)")
 	logLevel := fs.String("log-level", c.LogLevel, "debug, info, warn or error")
 	seed := fs.Int64("sim-seed", c.Sim.Seed, "simulated chassis: random seed")
 	nodes := fs.Int("sim-nodes", c.Sim.Nodes, "simulated chassis: number of nodes (1..16)")
@@ -106,6 +112,10 @@ func run(args []string) int {
 			c.Sim.FaultRate = *faultRate
 		case "sim-fill-sel":
 			c.Sim.FillSEL = *fillSEL
+		case "trusted-key":
+			c.Firmware.TrustedKeyFiles = append(c.Firmware.TrustedKeyFiles, trusted...)
+		case "boot-limit":
+			c.Firmware.BootLimit = *bootLimit
 		}
 	})
 	var level slog.Level
