@@ -29,11 +29,6 @@ const imageUsage = `usage:
   cmcd image activate --data DIR primary|backup     boot that slot at the next start (on trial)
 `
 
-type imageCmd struct {
-	name string
-	fs   *flag.FlagSet
-}
-
 func image(args []string) int {
 	if len(args) < 1 {
 		fmt.Fprint(os.Stderr, imageUsage)
