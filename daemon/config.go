@@ -30,6 +30,7 @@ type Config struct {
 	// those BMCs. Empty: the simulated nodes (see Sim.NodeIPMI).
 	NodeCredentials string `json:"nodeCredentials"`
 	Sim             SimConfig
+	Firmware        FirmwareConfig `json:"firmware"`
 }
 
 // SimConfig shapes the simulated chassis (--board sim).

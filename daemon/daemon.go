@@ -14,6 +14,7 @@ import (
 
 	"cmcd/board/sim"
 	"cmcd/clock"
+	"cmcd/firmware"
 	"cmcd/flash"
 	"cmcd/internal/version"
 	"cmcd/redfish"
@@ -48,10 +49,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopNodes()
-	images, err := flash.OpenSimImages(areas, time.Now)
+	fw, err := openFirmware(c, log)
 	if err != nil {
 		return err
 	}
+	defer fw.Close()
+	images := fw.Images()
 	var override map[string]json.RawMessage
 	if c.SyncInterval != "" {
 		override = map[string]json.RawMessage{"interval": json.RawMessage(fmt.Sprintf("%q", c.SyncInterval))}
@@ -73,6 +76,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer eng.Close()
+	if err := fw.AttachData(firmware.NewEngineData(eng)); err != nil {
+		return err
+	}
 	st := eng.State()
 	cfg := eng.Config()
 	log.Info("cmcd started", "version", version.Version, "data", c.Data, "board", c.Board, "nodes", c.Sim.Nodes,
@@ -107,6 +113,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	defer stopIPMI()
 	defer rf.Close() // first: ends the event streams, which the listeners' shutdown waits for
+	if err := reportHealth(fw, areas.StorePath(eng.State().Running), log); err != nil {
+		return err
+	}
 	return eng.Run(ctx)
 }
 

@@ -107,10 +107,17 @@ type Switch struct {
 	Reason string    `json:"reason"`
 }
 
-// BootState is the recorded state of the simulated board's boot selection.
+// BootState is the recorded state of the simulated board's boot selection
+// (and, on every board, of the firmware slots: see boot.go).
 type BootState struct {
 	Active   Slot     `json:"active"`
 	Switches []Switch `json:"switches,omitempty"`
+	// Firmware slots, boot selection and boot counter (boot.go).
+	Images     SlotImages  `json:"images"`
+	NextBoot   *Slot       `json:"nextBoot,omitempty"`
+	Trial      *Trial      `json:"trial,omitempty"`
+	Boots      uint64      `json:"boots"`
+	DataChoice *DataChoice `json:"dataChoice,omitempty"`
 }
 
 // SimImages implements Images for a board without a boot-select register:
@@ -151,28 +158,44 @@ func (s *SimImages) Active() Slot {
 func (s *SimImages) State() BootState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.state
-	st.Switches = append([]Switch(nil), s.state.Switches...)
-	return st
+	return s.state.clone()
 }
 
 // StartBackup implements Images: the other slot becomes the running one.
 func (s *SimImages) StartBackup(ctx context.Context, reason string) error {
+	err := s.Update(func(next *BootState) error {
+		from := next.Active
+		next.switchTo(from.Other(), s.now(), reason)
+		if t := next.Trial; t != nil && t.Slot == from {
+			// The image on trial turned abnormal: it failed its trial.
+			img := next.Images.Get(from)
+			img.State, img.Reason, img.Since = ImageBad, "abnormal while on trial; the other image was started: "+reason, s.now().UTC()
+			next.Images.Set(from, img)
+			next.Trial = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("flash: record start of the other image: %w", err)
+	}
+	return nil
+}
+
+// Update changes the boot state under the lock and writes it crash-safely;
+// when fn or the write fails, the state in force is unchanged.
+func (s *SimImages) Update(fn func(*BootState) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := s.state
-	from := next.Active
-	next.Active = from.Other()
-	next.Switches = append(append([]Switch(nil), next.Switches...), Switch{Time: s.now().UTC(), From: from, To: next.Active, Reason: reason})
-	if n := len(next.Switches); n > 32 {
-		next.Switches = next.Switches[n-32:]
+	next := s.state.clone()
+	if err := fn(&next); err != nil {
+		return err
 	}
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := WriteFileAtomic(s.path, b, 0o600); err != nil {
-		return fmt.Errorf("flash: record start of %s image: %w", next.Active, err)
+		return fmt.Errorf("flash: write boot state: %w", err)
 	}
 	s.state = next
 	return nil

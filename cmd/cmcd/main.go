@@ -21,6 +21,7 @@ import (
 const usage = `usage:
   cmcd run     --data DIR [--board sim] [--config FILE] [--sync-interval DUR] [flags]
   cmcd verify  --data DIR
+  cmcd image   keygen|build|sign|inspect|install|status|activate ...
   cmcd version
 Run "cmcd run -h" for every flag.
 `
@@ -35,6 +36,8 @@ func main() {
 		os.Exit(run(os.Args[2:]))
 	case "verify":
 		os.Exit(verify(os.Args[2:]))
+	case "image":
+		os.Exit(image(os.Args[2:]))
 	case "version", "--version", "-v":
 		fmt.Println("cmcd", version.Version)
 	default:
@@ -66,6 +69,9 @@ func run(args []string) int {
 	ntpType := fs.String("ntp-region-type", "", "time source region type: business and/or site, e.g. hpc/site-a")
 	ntpClock := fs.String("ntp-clock", "virtual", "virtual (corrected time kept in cmcd; the machine clock is never touched) or adjtimex (real boards)")
 	ntpCore := fs.String("ntp-core-report", "", "region: the core's time-source report URL (T2)")
+	var trusted multi
+	fs.Var(&trusted, "trusted-key", "trusted firmware signing key (PEM public key file); repeatable")
+	bootLimit := fs.Int("boot-limit", 0, "boots an activated image gets to report healthy before falling back (default 3)")
 	logLevel := fs.String("log-level", c.LogLevel, "debug, info, warn or error")
 	seed := fs.Int64("sim-seed", c.Sim.Seed, "simulated chassis: random seed")
 	nodes := fs.Int("sim-nodes", c.Sim.Nodes, "simulated chassis: number of nodes (1..16)")
@@ -127,6 +133,10 @@ func run(args []string) int {
 			c.Sim.NodeIPMI = *simNodeIPMI
 		case "node-credentials":
 			c.NodeCredentials = *nodeCreds
+		case "trusted-key":
+			c.Firmware.TrustedKeyFiles = append(c.Firmware.TrustedKeyFiles, trusted...)
+		case "boot-limit":
+			c.Firmware.BootLimit = *bootLimit
 		}
 	})
 	var level slog.Level
