@@ -98,6 +98,9 @@ type Engine struct {
 
 	// afterBatch, when set (tests), runs after every batch of copied records.
 	afterBatch func(cat Category, done int)
+	// sourceAbnormal, set for the hooks above during a round (tests),
+	// reports whether the round's monitor has marked the source abnormal.
+	sourceAbnormal func() bool
 }
 
 type roundReply struct {

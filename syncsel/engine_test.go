@@ -253,13 +253,19 @@ func TestThresholdStartsBackupImage(t *testing.T) {
 			r.probe.Set(flashtest.Dead, 0)
 		}
 	}
-	r.eng.afterBatch = func(Category, int) { time.Sleep(150 * time.Millisecond) }
+	// Hold the copy until the monitor has seen the dead primary (however
+	// slow the machine), so the round is cut rather than committed.
+	r.eng.afterBatch = func(Category, int) {
+		for deadline := time.Now().Add(10 * time.Second); !r.eng.sourceAbnormal() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	start := time.Now()
 	res, err := r.eng.Round(context.Background(), "test")
 	if !errors.Is(err, ErrPrimaryAbnormal) || res.Rollback == nil || !res.Rollback.BackupStarted {
 		t.Fatalf("want a take-over, got err=%v rollback=%+v", err, res.Rollback)
 	}
-	if w := res.Rollback.ResponseWait.D(); w < 300*time.Millisecond || time.Since(start) > 5*time.Second {
+	if w := res.Rollback.ResponseWait.D(); w < 300*time.Millisecond || time.Since(start) > 15*time.Second {
 		t.Fatalf("waited %s (threshold 300ms)", w)
 	}
 	if r.images.Active() != flash.Backup {

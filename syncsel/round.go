@@ -139,6 +139,7 @@ func (e *Engine) round(ctx context.Context, reason string, cfg Config, st State,
 
 	// 2. The round itself, in one write transaction, watched by the monitor.
 	mon := e.startMonitor(st.Source, cfg)
+	e.sourceAbnormal = mon.abnormal
 	rec, err := e.copyRound(ctx, srcTx, dst, in, changed, repair, mon, srcM, cfgBytes)
 	mon.stop()
 	// Release the source snapshot before anything writes to the source
