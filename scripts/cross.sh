@@ -13,11 +13,12 @@ budget=${CMCD_ARMV7_BUDGET:-14000000}
 out=bin/cross
 mkdir -p "$out"
 export CGO_ENABLED=0
-targets=("armv6 arm 6" "armv7 arm 7" "arm64 arm64 -")
+# name GOARCH GOARM qemu-user command line for the smoke run
+targets=("armv6 arm 6 qemu-arm-static -cpu arm1176" "armv7 arm 7 qemu-arm-static -cpu cortex-a7" "arm64 arm64 - qemu-aarch64-static")
 printf '%-8s %12s %12s  %s\n' target bytes xz-9 file
 armv7=0
 for t in "${targets[@]}"; do
-	read -r name arch arm <<<"$t"
+	read -r name arch arm emu <<<"$t"
 	f=$out/cmcd-linux-$name
 	if [ "$arm" = - ]; then
 		GOOS=linux GOARCH=$arch $GO build -trimpath -ldflags "-s -w -X cmcd/internal/version.Version=$VERSION" -o "$f" ./cmd/cmcd
@@ -28,6 +29,12 @@ for t in "${targets[@]}"; do
 	xzsize=$(xz -9 -T1 -c "$f" | wc -c)
 	printf '%-8s %12d %12d  %s\n' "$name" "$size" "$xzsize" "$f"
 	[ "$name" = armv7 ] && armv7=$size
+	# Smoke run on the target CPU (an ARMv7 build on the ARM1176 dies with
+	# SIGILL: this catches a wrong GOARM for AST2500-class SoCs).
+	if command -v "${emu%% *}" >/dev/null; then
+		v=$($emu "$f" version) || { echo "cross: $f does not run under $emu" >&2; exit 1; }
+		echo "         runs under $emu: $v"
+	fi
 done
 if [ "$armv7" -gt "$budget" ]; then
 	echo "cross: armv7 cmcd is $armv7 bytes, over the budget of $budget bytes." >&2
