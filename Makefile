@@ -43,8 +43,9 @@ test: check build
 # (AST2500). Excluded in the tests themselves: the power-cut test (ptrace
 # harness, linux/amd64 only). The kill test runs 10 kills here.
 ARM_TEST_PKGS := ./syncsel/ ./accounts/ ./flash/... ./clock/... ./board/sim/ ./board/ipmi/... \
+	./board/fru/ ./board/pmbus/ ./board/hwmon/ ./board/eeprom/ ./board/gpio/ ./board/hw/ \
 	./internal/rfschema/ ./internal/testexec/ ./redfish/ ./daemon/ $(ARM_TEST_PKGS_EXTRA)
-ARMV6_TEST_PKGS := ./syncsel/ ./accounts/
+ARMV6_TEST_PKGS := ./syncsel/ ./accounts/ ./board/fru/ ./board/pmbus/ ./board/hw/
 test-arm: deps
 	@mkdir -p bin; t0=$$(date +%s); set -o pipefail; \
 	CMCD_TEST_EXEC=qemu-arm-static GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 15m \

@@ -12,7 +12,6 @@ import (
 
 	"cmcd/accounts"
 
-	"cmcd/board/sim"
 	"cmcd/clock"
 	"cmcd/flash"
 	"cmcd/internal/version"
@@ -26,18 +25,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	clk := clock.Real()
-	chassis, err := sim.New(sim.Config{Seed: c.Sim.Seed, Nodes: c.Sim.Nodes, PSUs: c.Sim.PSUs, Fans: c.Sim.Fans,
-		SELRate: c.Sim.SELRate, FaultRate: c.Sim.FaultRate, Clock: clk})
+	chassis, err := openBoard(c, clk, log)
 	if err != nil {
 		return err
 	}
-	for _, slot := range chassis.Slots() {
-		if c.Sim.FillSEL > 0 {
-			if err := chassis.FillSEL(slot, c.Sim.FillSEL); err != nil {
-				return err
-			}
-		}
-	}
+	defer chassis.Shutdown()
 	areas := flash.Areas{Root: c.Data}
 	if err := areas.Ensure(); err != nil {
 		return err
@@ -57,7 +49,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 			flash.Primary: flash.AreaProber{Path: areas.StorePath(flash.Primary)},
 			flash.Backup:  flash.AreaProber{Path: areas.StorePath(flash.Backup)},
 		},
-		Board:    chassis.Board(),
+		Board:    chassis,
 		Clock:    clk,
 		Log:      log,
 		Initial:  syncsel.DefaultConfig(),
@@ -69,7 +61,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	defer eng.Close()
 	st := eng.State()
 	cfg := eng.Config()
-	log.Info("cmcd started", "version", version.Version, "data", c.Data, "board", c.Board, "nodes", c.Sim.Nodes,
+	log.Info("cmcd started", "version", version.Version, "data", c.Data, "board", c.Board, "nodes", len(chassis.Nodes.Slots()),
 		"running", st.Running, "source", st.Source, "dest", st.Dest, "interval", cfg.Interval, "groups", cfg.Groups,
 		"selected", cfg.Selected)
 	if rb := st.RecoveredAtRun; rb != nil {
