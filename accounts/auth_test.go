@@ -53,10 +53,17 @@ func TestUnknownUserTiming(t *testing.T) {
 		slices.Sort(d)
 		return d[3]
 	}
-	known, unknown := median("alice"), median("nobody")
-	if unknown < known/3 || unknown > known*3 {
-		t.Errorf("wrong password takes %v, unknown user %v: not comparable", known, unknown)
+	// Up to three measurements: one load spike on a shared (or emulated,
+	// make test-arm) machine must not fail the test; a real difference
+	// shows in every attempt.
+	var known, unknown time.Duration
+	for range 3 {
+		known, unknown = median("alice"), median("nobody")
+		if unknown >= known/3 && unknown <= known*3 {
+			return
+		}
 	}
+	t.Errorf("wrong password takes %v, unknown user %v: not comparable", known, unknown)
 }
 
 func TestLockout(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"cmcd/internal/testexec"
 )
 
 // crashEnv names the data directory of the crash-test child process.
@@ -166,7 +167,7 @@ func TestCrash(t *testing.T) {
 	committed, pending := state{}.digest(), ""
 	ops, started := 0, 0
 	for i := range 30 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+		cmd := testexec.Command(os.Args[0], "-test.run=^TestCrashChild$")
 		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

@@ -12,7 +12,7 @@ import (
 // overridden by command-line flags. Every default is safe on a real board.
 type Config struct {
 	Data         string   `json:"data"`          // data directory: both images' data areas live under it
-	Board        string   `json:"board"`         // "sim" or a board profile
+	Board        string   `json:"board"`         // "sim" or the path of a board profile (board/hw)
 	SyncInterval string   `json:"syncInterval"`  // e.g. "30s"; empty = keep the saved value
 	Redfish      string   `json:"redfish"`       // Redfish over TLS
 	InsecureHTTP string   `json:"insecureHttp"`  // extra plain-HTTP Redfish listener (tests only)
@@ -80,8 +80,8 @@ func (c Config) Validate() error {
 	if c.Data == "" {
 		return fmt.Errorf("--data: a data directory is required")
 	}
-	if c.Board != "sim" {
-		return fmt.Errorf("--board %q: only \"sim\" is available in this build", c.Board)
+	if err := checkBoard(c.Board); err != nil {
+		return err
 	}
 	if c.SyncInterval != "" {
 		d, err := time.ParseDuration(c.SyncInterval)

@@ -12,7 +12,6 @@ import (
 
 	"cmcd/accounts"
 
-	"cmcd/board/sim"
 	"cmcd/clock"
 	"cmcd/firmware"
 	"cmcd/flash"
@@ -28,23 +27,16 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	clk := clock.Real()
-	chassis, err := sim.New(sim.Config{Seed: c.Sim.Seed, Nodes: c.Sim.Nodes, PSUs: c.Sim.PSUs, Fans: c.Sim.Fans,
-		SELRate: c.Sim.SELRate, FaultRate: c.Sim.FaultRate, Clock: clk})
+	chassis, simc, err := openBoard(c, clk, log)
 	if err != nil {
 		return err
 	}
-	for _, slot := range chassis.Slots() {
-		if c.Sim.FillSEL > 0 {
-			if err := chassis.FillSEL(slot, c.Sim.FillSEL); err != nil {
-				return err
-			}
-		}
-	}
+	defer chassis.Shutdown()
 	areas := flash.Areas{Root: c.Data}
 	if err := areas.Ensure(); err != nil {
 		return err
 	}
-	brd, stopNodes, err := boardFor(ctx, c, chassis, log)
+	brd, stopNodes, err := boardFor(ctx, c, chassis, simc, log)
 	if err != nil {
 		return err
 	}
@@ -81,7 +73,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	st := eng.State()
 	cfg := eng.Config()
-	log.Info("cmcd started", "version", version.Version, "data", c.Data, "board", c.Board, "nodes", c.Sim.Nodes,
+	log.Info("cmcd started", "version", version.Version, "data", c.Data, "board", c.Board, "nodes", len(chassis.Nodes.Slots()),
 		"running", st.Running, "source", st.Source, "dest", st.Dest, "interval", cfg.Interval, "groups", cfg.Groups,
 		"selected", cfg.Selected)
 	if rb := st.RecoveredAtRun; rb != nil {

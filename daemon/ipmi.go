@@ -36,9 +36,8 @@ const SimNodeCredentialsFile = "sim-node-bmcs.json"
 //   - otherwise directly from the simulation.
 //
 // The returned function stops what was started.
-func boardFor(ctx context.Context, c Config, simc *sim.Chassis, log *slog.Logger) (*board.Chassis, func(), error) {
-	b := simc.Board()
-	if c.NodeCredentials == "" && !c.Sim.NodeIPMI {
+func boardFor(ctx context.Context, c Config, b *board.Chassis, simc *sim.Chassis, log *slog.Logger) (*board.Chassis, func(), error) {
+	if c.NodeCredentials == "" && (simc == nil || !c.Sim.NodeIPMI) {
 		return b, func() {}, nil
 	}
 	var stops []func()

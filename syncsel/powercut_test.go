@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -25,6 +26,9 @@ import (
 // lost or half-visible; after a restart `cmcd verify` must pass.
 // CMCD_POWERCUTS sets the number of cuts (default 60).
 func TestPowerCutDuringRounds(t *testing.T) {
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the power-cut harness traces cmcd with ptrace+seccomp on linux/amd64 only; the kill test covers this platform")
+	}
 	cuts := 60
 	if v := os.Getenv("CMCD_POWERCUTS"); v != "" {
 		cuts, _ = strconv.Atoi(v)

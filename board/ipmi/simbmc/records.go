@@ -4,11 +4,11 @@ import (
 	"encoding/binary"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"cmcd/board"
+	"cmcd/board/fru"
 )
 
 // sensorDef is one served sensor: its SDR and how its readings map to raw
@@ -256,65 +256,14 @@ func selRecord(e board.SELEntry, id uint16) []byte {
 }
 
 // fruImage encodes a board.FRU as FRU device data: common header and the
-// chassis, board and product info areas (Platform Management FRU
-// Information Storage Definition v1.0).
+// chassis, board and product info areas, with the shared writer
+// (board/fru).
 func fruImage(f board.FRU) []byte {
-	field := func(s string) []byte {
-		if len(s) > 63 {
-			s = s[:63]
-		}
-		return append([]byte{0xc0 | byte(len(s))}, s...)
+	img, err := fru.Encode(fru.FromBoard(f))
+	if err != nil {
+		// FromBoard cuts and drops what a field cannot hold; only a
+		// manufacturing date past 2027 could fail, and it is zeroed there.
+		panic(err)
 	}
-	finish := func(a []byte) []byte {
-		a = append(a, 0xc1)
-		for (len(a)+1)%8 != 0 {
-			a = append(a, 0)
-		}
-		a[1] = byte((len(a) + 1) / 8)
-		return append(a, zeroSum(a))
-	}
-	chassis := []byte{0x01, 0, chassisTypeCode(f.ChassisType)}
-	chassis = append(chassis, field(f.ChassisPart)...)
-	chassis = append(chassis, field(f.ChassisSerial)...)
-	chassis = finish(chassis)
-
-	var mins uint32
-	if epoch := time.Date(1996, 1, 1, 0, 0, 0, 0, time.UTC); f.BoardMfgDate.After(epoch) {
-		mins = uint32(f.BoardMfgDate.Sub(epoch) / time.Minute)
-	}
-	brd := []byte{0x01, 0, 0x00, byte(mins), byte(mins >> 8), byte(mins >> 16)}
-	for _, s := range []string{f.BoardMfg, f.BoardProduct, f.BoardSerial, f.BoardPart, ""} {
-		brd = append(brd, field(s)...)
-	}
-	brd = finish(brd)
-
-	prod := []byte{0x01, 0, 0x00}
-	for _, s := range []string{f.ProductMfg, f.ProductName, f.ProductPart, f.ProductVersion, f.ProductSerial, f.AssetTag, ""} {
-		prod = append(prod, field(s)...)
-	}
-	prod = finish(prod)
-
-	hdr := []byte{0x01, 0, 1, byte(1 + len(chassis)/8), byte(1 + (len(chassis)+len(brd))/8), 0, 0}
-	hdr = append(hdr, zeroSum(hdr))
-	img := append(hdr, chassis...)
-	img = append(img, brd...)
-	return append(img, prod...)
-}
-
-// chassisTypeCode maps SMBIOS chassis type names back to their codes.
-func chassisTypeCode(name string) uint8 {
-	for c := 0; c < 0x30; c++ {
-		if types.ChassisType(c).String() == name {
-			return uint8(c)
-		}
-	}
-	return 0x02 // unknown
-}
-
-func zeroSum(b []byte) byte {
-	var s byte
-	for _, c := range b {
-		s += c
-	}
-	return -s
+	return img
 }
