@@ -70,9 +70,10 @@ func (s *Server) getNetworkProtocol(c *ctx) (any, error) {
 	return doc, nil
 }
 
-// patchNetworkProtocol refuses every change: the network services are set
-// by the daemon's configuration (PropertyNotWritable for known
-// properties, PropertyUnknown for others).
+// patchNetworkProtocol refuses every change but NTP/NTPServers when a time
+// source runs (patchNTP, timesrc.go): the network services are set by the
+// daemon's configuration (PropertyNotWritable for known properties,
+// PropertyUnknown for others).
 func (s *Server) patchNetworkProtocol(c *ctx) error {
 	body, err := c.body()
 	if err != nil {
