@@ -89,10 +89,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		log.Warn("created the initial Redfish/IPMI account \"admin\"; its password was written to " +
 			filepath.Join(c.Data, accounts.InitialPasswordFile) + " (change it, then the file is removed)")
 	}
-	if _, err := startNTP(ctx, c, log); err != nil {
+	ts, err := startNTP(ctx, c, log, eng)
+	if err != nil {
 		return err
 	}
-	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas)})
+	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts})
 	stopWeb, err := serveRedfish(c, web.Mount(rf), log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
 	if err != nil {
 		rf.Close()

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"cmcd/clock"
+	"cmcd/redfish"
+	"cmcd/syncsel"
 	"cmcd/timesrc"
 	"cmcd/timesrc/discipline"
 	"cmcd/timesrc/events"
@@ -31,8 +33,10 @@ func (c Config) validateNTP() error {
 }
 
 // startNTP starts the region (or core) time source when --ntp is set. Its
-// events go to the log; the lead mounts Service.Handler() under Redfish.
-func startNTP(ctx context.Context, c Config, log *slog.Logger) (*timesrc.Service, error) {
+// events go to the CMC event log (and from there to the daemon log and the
+// Redfish event stream) when eng is set, else to the log; Redfish serves
+// the Service under the Manager (redfish/timesrc.go).
+func startNTP(ctx context.Context, c Config, log *slog.Logger, eng *syncsel.Engine) (*timesrc.Service, error) {
 	if c.NTP == "" {
 		return nil, nil
 	}
@@ -52,6 +56,9 @@ func startNTP(ctx context.Context, c Config, log *slog.Logger) (*timesrc.Service
 			}
 			log.Log(ctx, lvl, e.Message, "event", e.Kind, "subject", e.Subject)
 		}}
+	if eng != nil {
+		cfg.Events = redfish.TimeEventLog(ctx, eng)
+	}
 	if c.NTPRole == "core" && len(c.NTPUpstream) == 0 {
 		cfg.LocalStratum = 1 // a core without a reference serves its own clock
 	}

@@ -78,6 +78,18 @@
 // streams (SubscriptionType SSE); DELETE of one ends it. Push (HTTP POST)
 // subscriptions are not supported: POST to Subscriptions is 405.
 //
+// # Time source
+//
+// With Options.TimeSource (timesrc.go), the Manager's NetworkProtocol NTP
+// section shows the live upstream set and PATCH of NTP/NTPServers
+// (ConfigureManager) replaces it until restart (bad entry: 400
+// PropertyValueFormatError, nothing changed); Managers/CMC/Oem/Cmcd/TimeSource
+// and its Clients show the time source; the Manager's OEM actions
+// #Cmcd.TimeReport (ConfigureComponents) and #Cmcd.TimeCommand
+// (ConfigureManager) are its report channel and commands. TimeEventLog
+// routes its events into the CMC event log, whence they reach SSE as
+// Cmcd registry messages (TimePolicyDecision, TimeSourceAlarm, ...).
+//
 // # Answer cache
 //
 // The Chassis and node log Entries GETs are served from their serialized

@@ -215,6 +215,9 @@ func engineRecord(ev syncsel.Event) record {
 	if ev.ID != 0 {
 		r.logEntry = managerURI + "/LogServices/EventLog/Entries/" + strconv.FormatUint(ev.ID, 10)
 	}
+	if timeRecord(ev, &r) {
+		return r
+	}
 	round := strconv.FormatUint(ev.Round, 10)
 	switch ev.Kind {
 	case "RoundCommitted":

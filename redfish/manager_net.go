@@ -32,6 +32,7 @@ func (s *Server) addManagerTree(doc obj) {
 	}
 	links["ActiveSoftwareImage"] = odataID(firmwareURI(s.runningSlot()))
 	links["SoftwareImages"] = []any{odataID(firmwareURI(flash.Primary)), odataID(firmwareURI(flash.Backup))}
+	s.addTimeSource(doc)
 }
 
 func protocol(enabled bool, addr string) obj {
@@ -50,6 +51,7 @@ func (s *Server) getNetworkProtocol(c *ctx) (any, error) {
 	}
 	ntp := protocol(p.NTPEnabled, p.NTP)
 	ntp["NTPServers"] = servers
+	s.liveNTP(ntp)
 	doc := obj{
 		"@odata.id":   netProtoURI,
 		"@odata.type": "#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol",
@@ -68,9 +70,10 @@ func (s *Server) getNetworkProtocol(c *ctx) (any, error) {
 	return doc, nil
 }
 
-// patchNetworkProtocol refuses every change: the network services are set
-// by the daemon's configuration (PropertyNotWritable for known
-// properties, PropertyUnknown for others).
+// patchNetworkProtocol refuses every change but NTP/NTPServers when a time
+// source runs (patchNTP, timesrc.go): the network services are set by the
+// daemon's configuration (PropertyNotWritable for known properties,
+// PropertyUnknown for others).
 func (s *Server) patchNetworkProtocol(c *ctx) error {
 	body, err := c.body()
 	if err != nil {
@@ -80,11 +83,14 @@ func (s *Server) patchNetworkProtocol(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := checkWritable(body, cur.(obj)); err != nil {
+	if err := checkWritable(body, cur.(obj), s.ntpWritable()...); err != nil {
 		if e, ok := err.(*Error); ok && e.MessageID == "PropertyNotWritable" {
 			e.Resolution = "The network services are set in cmcd's configuration (--redfish, --ipmi, --ntp, --ntp-upstream); " +
 				"change them there and restart cmcd."
 		}
+		return err
+	}
+	if err := s.patchNTP(c, body["NTP"]); err != nil {
 		return err
 	}
 	// An empty object changes nothing.

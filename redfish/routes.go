@@ -93,6 +93,11 @@ func (s *Server) table() []*route {
 			ops: map[string]op{"POST": {priv: configMgr, fn: s.postClearEventLog}}},
 		{pattern: "/redfish/v1/Managers/CMC/NetworkProtocol", get: s.getNetworkProtocol, getPriv: login,
 			ops: map[string]op{"PATCH": {priv: configMgr, fn: s.patchNetworkProtocol}}},
+		// The time source (timesrc.go): report ConfigureComponents, command ConfigureManager.
+		{pattern: timeSourceURI, get: s.getTimeSource, getPriv: login},
+		{pattern: timeClientsURI, get: s.getTimeClients, getPriv: login},
+		{pattern: timeReportURI, ops: map[string]op{"POST": {priv: configCmp, fn: s.postTimeReport}}},
+		{pattern: timeCommandURI, ops: map[string]op{"POST": {priv: configMgr, fn: s.postTimeCommand}}},
 		{pattern: "/redfish/v1/Managers/CMC/EthernetInterfaces", get: s.getEthernetInterfaces, getPriv: login},
 		{pattern: "/redfish/v1/Managers/CMC/EthernetInterfaces/{id}", get: s.getEthernetInterface, getPriv: login},
 

@@ -15,6 +15,7 @@ import (
 
 	"cmcd/accounts"
 	"cmcd/syncsel"
+	"cmcd/timesrc"
 )
 
 // Defaults.
@@ -37,6 +38,7 @@ type Options struct {
 	Tree           TreeOptions      // board, images, network: see TreeOptions
 	SSEKeepAlive   time.Duration    // event stream keep-alive; 0 means DefaultSSEKeepAlive
 	SensorPoll     time.Duration    // health-change polling; 0 means DefaultSensorPoll
+	TimeSource     *timesrc.Service // the region time source (timesrc.go); nil: none
 }
 
 // Server is the Redfish service; it is an http.Handler.
@@ -47,6 +49,7 @@ type Server struct {
 	now    func() time.Time
 	routes []*route
 	tree   treeState
+	ts     *timesrc.Service // nil: no time source
 
 	mu       sync.Mutex
 	sessions map[string]*session // by token
@@ -60,7 +63,7 @@ type Server struct {
 // authenticating against o.Accounts.
 func New(o Options) *Server {
 	s := &Server{acct: o.Accounts, eng: o.Engine, log: o.Log, now: o.Now, timeout: o.SessionTimeout,
-		sessions: map[string]*session{}}
+		sessions: map[string]*session{}, ts: o.TimeSource}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -240,16 +240,17 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) PollOnce(ctx context.Context) {
 	p.mu.Lock()
 	paused := p.st.Paused
+	peers := p.peers // SetServers replaces the slice, never edits it
 	p.mu.Unlock()
 	type res struct {
 		s   Sample
 		err error
 	}
-	results := make([]res, len(p.peers))
-	if !paused && len(p.peers) > 0 {
+	results := make([]res, len(peers))
+	if !paused && len(peers) > 0 {
 		qctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout+100*time.Millisecond)
 		var wg sync.WaitGroup
-		for i, x := range p.peers {
+		for i, x := range peers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -274,7 +275,7 @@ func (p *Poller) PollOnce(ctx context.Context) {
 		evs = append(evs, events.Event{Time: p.disc.FromRaw(now), Kind: kind, Severity: sev, Subject: subj, Message: msg})
 	}
 	if !paused {
-		for i, x := range p.peers {
+		for i, x := range peers {
 			x.reach <<= 1
 			if results[i].err != nil {
 				x.lastErr = results[i].err.Error()
@@ -377,8 +378,8 @@ func (p *Poller) PollOnce(ctx context.Context) {
 			x.state = "paused"
 		}
 	}
-	if len(p.peers) == 0 {
-		return // local reference (core) or nothing configured
+	if len(p.peers) == 0 && p.cfg.LocalStratum > 0 {
+		return // local reference (core)
 	}
 	// holdover or unsynchronised
 	if p.st.Synced && !p.st.Holdover {
