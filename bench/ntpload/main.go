@@ -34,7 +34,7 @@ import (
 func main() {
 	serve := flag.String("serve", "", "internal: run cmcd's NTP server on this address")
 	dur := flag.Duration("d", 2*time.Second, "measuring time per point and server")
-	rounds := flag.Int("rounds", 4, "alternate the servers this many times per point")
+	rounds := flag.Int("rounds", 8, "alternate the servers this many times per point")
 	flag.Parse()
 	if *serve != "" {
 		s, err := timesrc.New(timesrc.Config{Role: "core", LocalStratum: 1, Listen: []string{*serve}})

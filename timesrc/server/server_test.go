@@ -238,8 +238,6 @@ func TestIPv6(t *testing.T) {
 
 // A listener on the any address (as ":123" on a board) serves IPv4 too.
 func TestAnyAddressServesIPv4(t *testing.T) {
-	s := start(t, Config{})
-	s.Close()
 	s2, err := Listen(Config{Addr: ":0", Clock: discipline.NewVirtual(clock.Real(), 0), State: func() State { return State{} }})
 	if err != nil {
 		t.Fatal(err)
