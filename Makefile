@@ -41,6 +41,7 @@ bench: build
 	set -o pipefail; $(GO) test -run '^$$' -bench SELList -benchtime 1x -count 1 ./ipmisrv/ | tee bench/out/ipmisrv.txt | grep -E 'sel list|^ok|FAIL'
 	set -o pipefail; $(GO) test -run '^$$' -bench ChassisRefresh -benchtime 5x -count 1 ./board/ipmi/ ./board/ipmi/simbmc/ | tee bench/out/ipmi-refresh.txt | grep -E 'chassis refresh|^ok|FAIL'
 	set -o pipefail; $(GO) run ./bench/ntpload | tee bench/out/ntp.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench Handle -benchtime 200000x -count 1 ./timesrc/server/ | tee bench/out/ntp-handle.txt | grep -E '^Benchmark|^ok|FAIL'
 
 soak:
 	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/

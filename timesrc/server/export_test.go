@@ -15,12 +15,12 @@ func NewHandler(s *Server) *Handler { return &Handler{r: &reader{s: s}} }
 // Handle runs the per-packet path as a reader does for one datagram:
 // answer, count, stamp the transmit time.
 func (h *Handler) Handle(b []byte, from netip.AddrPort, rawRx time.Time, out *[protocol.PacketSizeBytes]byte) bool {
-	ok := h.r.handle(b, len(b), from, rawRx, true, out)
+	v := h.r.handle(b, len(b), from, rawRx, true, out)
 	h.r.n.flush(&h.r.s.stats)
-	if ok {
+	if v == answer {
 		stampTx(out, h.r.s.cfg.Clock.Now())
 	}
-	return ok
+	return v != drop
 }
 
 // PutHeader is putHeader.

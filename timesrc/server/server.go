@@ -218,7 +218,7 @@ type reader struct {
 // reading). It writes the reply into out and reports whether to send it;
 // the transmit timestamp is left to stampTx, called just before sending.
 // It does not allocate.
-func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time, tsOK bool, out *[protocol.PacketSizeBytes]byte) bool {
+func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time, tsOK bool, out *[protocol.PacketSizeBytes]byte) verdict {
 	s := r.s
 	r.n.received++
 	r.n.bytesIn += uint64(size)
@@ -227,25 +227,25 @@ func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time
 	}
 	if size < protocol.PacketSizeBytes || len(b) < protocol.PacketSizeBytes {
 		r.n.malformed++
-		return false
+		return drop
 	}
 	mode, vn := b[0]&7, (b[0]>>3)&7
 	switch {
 	case mode == modeCtl || mode == modePriv:
 		r.n.control++
-		return false
+		return drop
 	case mode != modeClient:
 		r.n.otherMode++
-		return false
+		return drop
 	case vn < 1 || vn > 4:
 		r.n.malformed++
-		return false
+		return drop
 	}
 	req := &r.req
 	// the header only: extension fields and MACs are not ours to answer
 	if err := req.UnmarshalBinary(b[:protocol.PacketSizeBytes]); err != nil {
 		r.n.malformed++
-		return false
+		return drop
 	}
 	addr := from.Addr().Unmap()
 	if s.lim != nil {
@@ -253,7 +253,7 @@ func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time
 		if !ok {
 			r.n.limited++
 			if !kod {
-				return false
+				return drop
 			}
 			// Kiss-o'-Death RATE: leap 3, stratum 0, reference id "RATE",
 			// the client's transmit timestamp echoed.
@@ -263,7 +263,7 @@ func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time
 				RxTimeSec: req.TxTimeSec, RxTimeFrac: req.TxTimeFrac, TxTimeSec: req.TxTimeSec, TxTimeFrac: req.TxTimeFrac})
 			r.n.kod++
 			r.n.bytesOut += protocol.PacketSizeBytes
-			return true
+			return kiss
 		}
 	}
 	rx := s.cfg.Clock.FromRaw(rawRx)
@@ -301,15 +301,20 @@ func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time
 	putHeader(out, &resp) // transmit timestamp: stampTx
 	r.n.answered++
 	r.n.bytesOut += protocol.PacketSizeBytes
-	return true
+	return answer
 }
 
-// stampTx writes the transmit timestamp of a reply built by handle (a KoD
-// keeps the echoed one).
+// verdict is what handle made of a request.
+type verdict uint8
+
+const (
+	drop   verdict = iota
+	answer         // a reply to stamp (stampTx) and send
+	kiss           // a KoD RATE to send as it is (its timestamps echo the client's)
+)
+
+// stampTx writes the transmit timestamp of a reply built by handle.
 func stampTx(out *[protocol.PacketSizeBytes]byte, now time.Time) {
-	if out[1] == 0 { // KoD
-		return
-	}
 	sec, frac := protocol.Time(now)
 	binary.BigEndian.PutUint32(out[40:44], sec)
 	binary.BigEndian.PutUint32(out[44:48], frac)

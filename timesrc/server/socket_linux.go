@@ -121,8 +121,9 @@ func (k *socket) serve(s *Server) {
 		rhdr  [batch]unix.Mmsghdr
 		oiov  [batch]unix.Iovec
 		shdr  [batch]unix.Mmsghdr
+		stamp [batch]bool
 	})
-	slots, iov, rhdr, oiov, shdr := &bb.slots, &bb.iov, &bb.rhdr, &bb.oiov, &bb.shdr
+	slots, iov, rhdr, oiov, shdr, stamp := &bb.slots, &bb.iov, &bb.rhdr, &bb.oiov, &bb.shdr, &bb.stamp
 	for i := range slots {
 		iov[i].Base = &slots[i].buf[0]
 		iov[i].SetLen(bufSize)
@@ -165,9 +166,11 @@ func (k *socket) serve(s *Server) {
 			if !tsOK {
 				rawRx = time.Now()
 			}
-			if !r.handle(slots[i].buf[:min(size, bufSize)], size, from, rawRx, tsOK, &slots[i].reply) {
+			v := r.handle(slots[i].buf[:min(size, bufSize)], size, from, rawRx, tsOK, &slots[i].reply)
+			if v == drop {
 				continue
 			}
+			stamp[n] = v == answer
 			o := &shdr[n].Hdr
 			o.Name = h.Name
 			o.Namelen = h.Namelen
@@ -184,7 +187,9 @@ func (k *socket) serve(s *Server) {
 		// one transmit timestamp for the batch, as late as possible
 		now := s.cfg.Clock.Now()
 		for i := 0; i < n; i++ {
-			stampTx((*[protocol.PacketSizeBytes]byte)(unsafe.Pointer(oiov[i].Base)), now)
+			if stamp[i] {
+				stampTx((*[protocol.PacketSizeBytes]byte)(unsafe.Pointer(oiov[i].Base)), now)
+			}
 		}
 		for sent := 0; sent < n; {
 			m, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(k.fd), uintptr(unsafe.Pointer(&shdr[sent])), uintptr(n-sent), 0, 0, 0)

@@ -38,10 +38,12 @@ func (k *socket) serve(s *Server) {
 			}
 			continue
 		}
-		ok := r.handle(buf[:n], n, from, time.Now(), false, &out)
+		v := r.handle(buf[:n], n, from, time.Now(), false, &out)
 		r.n.flush(&s.stats)
-		if ok {
-			stampTx(&out, s.cfg.Clock.Now())
+		if v != drop {
+			if v == answer {
+				stampTx(&out, s.cfg.Clock.Now())
+			}
 			if _, err := k.c.WriteToUDPAddrPort(out[:], from); err != nil {
 				s.stats.SendErrors.Add(1)
 			}
