@@ -75,6 +75,7 @@ fuzz:
 # their sizes and xz -9 sizes; fails when armv7 is over its 14 MB budget.
 cross:
 	GO=$(GO) VERSION=$(VERSION) ./scripts/cross.sh
+	set -o pipefail; $(GO) test -run '^$$' -bench Handle -benchtime 200000x -count 1 ./timesrc/server/ | tee bench/out/ntp-handle.txt | grep -E '^Benchmark|^ok|FAIL'
 
 soak:
 	CMCD_KILLS=10000 $(GO) test -count=1 -timeout 0 -run TestKill ./syncsel/

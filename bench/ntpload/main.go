@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"flag"
@@ -19,6 +20,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,7 +33,8 @@ import (
 
 func main() {
 	serve := flag.String("serve", "", "internal: run cmcd's NTP server on this address")
-	dur := flag.Duration("d", 2*time.Second, "measuring time per point")
+	dur := flag.Duration("d", 2*time.Second, "measuring time per point and server")
+	rounds := flag.Int("rounds", 8, "alternate the servers this many times per point")
 	flag.Parse()
 	if *serve != "" {
 		s, err := timesrc.New(timesrc.Config{Role: "core", LocalStratum: 1, Listen: []string{*serve}})
@@ -65,24 +69,80 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	fmt.Printf("%-7s %5s %10s %9s %9s %7s %9s %9s\n", "server", "conc", "resp/s", "p50", "p99", "loss", "proc p50", "proc p99")
+	fmt.Printf("%-7s %5s %10s %9s %9s %7s %9s %9s %9s\n", "server", "conc", "resp/s", "p50", "p99", "loss", "proc p50", "proc p99", "cpu/resp")
+	pids := [2]int{srv.Process.Pid, ch.Process.Pid}
 	for _, c := range []int{1, 16, 64} {
+		// The two servers take turns in *rounds* slices of the measuring
+		// time, so a change in the machine's other load hits both alike.
 		var r [2]result
-		for i, a := range []string{cmcdAddr, chronyAddr} {
-			r[i] = run(a, c, *dur)
-			fmt.Printf("%-7s %5d %10.0f %9v %9v %6.2f%% %9v %9v\n", []string{"cmcd", "chronyd"}[i], c, r[i].rate,
-				r[i].p50, r[i].p99, 100*r[i].loss, r[i].proc50, r[i].proc99)
+		for range *rounds {
+			for i, a := range []string{cmcdAddr, chronyAddr} {
+				cpu0 := cpuTime(pids[i])
+				x := run(a, c, *dur/time.Duration(*rounds))
+				x.cpu = cpuTime(pids[i]) - cpu0
+				r[i].merge(x)
+			}
 		}
-		fmt.Printf("SUMMARY concurrency %d: cmcd/chronyd throughput ratio %.2f, processing delay p50 %v vs %v, loss %.2f%% vs %.2f%%, cookie mismatches %d/%d\n",
-			c, r[0].rate/r[1].rate, r[0].proc50, r[1].proc50, 100*r[0].loss, 100*r[1].loss, r[0].bad, r[1].bad)
+		for i := range r {
+			r[i].finish()
+			fmt.Printf("%-7s %5d %10.0f %9v %9v %6.2f%% %9v %9v %9v\n", []string{"cmcd", "chronyd"}[i], c, r[i].rate,
+				r[i].p50, r[i].p99, 100*r[i].loss, r[i].proc50, r[i].proc99, r[i].cpuPer)
+		}
+		fmt.Printf("SUMMARY concurrency %d: cmcd/chronyd throughput ratio %.2f, processing delay p50 %v vs %v, server CPU per response %v vs %v, loss %.2f%% vs %.2f%%, cookie mismatches %d/%d\n",
+			c, r[0].rate/r[1].rate, r[0].proc50, r[1].proc50, r[0].cpuPer, r[1].cpuPer, 100*r[0].loss, 100*r[1].loss, r[0].bad, r[1].bad)
 	}
 }
+
+// cpuTime is a process's user+system CPU time so far (all its threads).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// the fields after the command name (which may hold spaces) in parentheses
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clkTck
+}
+
+const clkTck = 100 // USER_HZ on Linux
 
 type result struct {
 	rate                     float64
 	p50, p99, proc50, proc99 time.Duration
 	loss                     float64
 	bad                      int
+	cpuPer                   time.Duration // server CPU time per response
+
+	// raw figures, merged over rounds
+	lat, proc    []time.Duration
+	sent, lost   int
+	elapsed, cpu time.Duration
+}
+
+func (r *result) merge(x result) {
+	r.lat, r.proc = append(r.lat, x.lat...), append(r.proc, x.proc...)
+	r.sent, r.lost, r.bad = r.sent+x.sent, r.lost+x.lost, r.bad+x.bad
+	r.elapsed, r.cpu = r.elapsed+x.elapsed, r.cpu+x.cpu
+}
+
+func (r *result) finish() {
+	slices.Sort(r.lat)
+	slices.Sort(r.proc)
+	q := func(x []time.Duration, f float64) time.Duration {
+		if len(x) == 0 {
+			return 0
+		}
+		return x[int(f*float64(len(x)-1))].Round(time.Microsecond / 10)
+	}
+	r.rate = float64(len(r.lat)) / r.elapsed.Seconds()
+	r.p50, r.p99, r.proc50, r.proc99 = q(r.lat, .5), q(r.lat, .99), q(r.proc, .5), q(r.proc, .99)
+	r.loss = float64(r.lost) / float64(max(r.sent, 1))
+	r.cpuPer = (r.cpu / time.Duration(max(len(r.lat), 1))).Round(time.Microsecond / 10)
 }
 
 func run(addr string, conc int, d time.Duration) result {
@@ -134,17 +194,7 @@ func run(addr string, conc int, d time.Duration) result {
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	slices.Sort(lat)
-	slices.Sort(proc)
-	q := func(x []time.Duration, f float64) time.Duration {
-		if len(x) == 0 {
-			return 0
-		}
-		return x[int(f*float64(len(x)-1))].Round(time.Microsecond / 10)
-	}
-	return result{rate: float64(len(lat)) / el.Seconds(), p50: q(lat, .5), p99: q(lat, .99), proc50: q(proc, .5),
-		proc99: q(proc, .99), loss: float64(lost) / float64(max(sent, 1)), bad: bad}
+	return result{lat: lat, proc: proc, sent: sent, lost: lost, bad: bad, elapsed: time.Since(start)}
 }
 
 func waitUp(addr string) bool {

@@ -2,6 +2,7 @@ package discipline
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cmcd/clock"
@@ -44,9 +45,15 @@ const StepThreshold = 128 * time.Millisecond
 
 // Virtual is a corrected clock kept inside the daemon: raw time from a
 // clock.Clock plus the last estimate. It never changes the machine's clock.
+// Readers (the NTP server converts every receive timestamp) take no lock:
+// the state is an immutable snapshot swapped by Apply and SetSlew.
 type Virtual struct {
 	raw clock.Clock
-	mu  sync.RWMutex
+	mu  sync.Mutex // serialises writers
+	cur atomic.Pointer[vstate]
+}
+
+type vstate struct {
 	est Estimate
 	// slew limits how fast a phase correction is taken in (s/s); 0 = step.
 	slew float64
@@ -58,7 +65,9 @@ type Virtual struct {
 // NewVirtual returns a virtual clock over raw (clock.Real() in the daemon,
 // a fake in tests) with an initial offset (a test's "wrong" core uses it).
 func NewVirtual(raw clock.Clock, initial time.Duration) *Virtual {
-	return &Virtual{raw: raw, est: Estimate{Offset: initial}}
+	v := &Virtual{raw: raw}
+	v.cur.Store(&vstate{est: Estimate{Offset: initial}})
+	return v
 }
 
 // SetSlew sets the largest rate (seconds per second, e.g. 500e-6) at which a
@@ -66,7 +75,9 @@ func NewVirtual(raw clock.Clock, initial time.Duration) *Virtual {
 // A change beyond StepThreshold is always stepped.
 func (v *Virtual) SetSlew(rate float64) {
 	v.mu.Lock()
-	v.slew = rate
+	st := *v.cur.Load()
+	st.slew = rate
+	v.cur.Store(&st)
 	v.mu.Unlock()
 }
 
@@ -78,12 +89,11 @@ func (v *Virtual) Now() time.Time { return v.FromRaw(v.raw.Now()) }
 
 // FromRaw implements Clock.
 func (v *Virtual) FromRaw(raw time.Time) time.Time {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.est.TrueAt(raw).Add(-v.pendingAt(raw))
+	st := v.cur.Load()
+	return st.est.TrueAt(raw).Add(-st.pendingAt(raw))
 }
 
-func (v *Virtual) pendingAt(raw time.Time) time.Duration {
+func (v *vstate) pendingAt(raw time.Time) time.Duration {
 	if v.pending == 0 || v.slew <= 0 {
 		return 0
 	}
@@ -111,21 +121,17 @@ func (v *Virtual) Apply(e Estimate) error {
 	if e.At.IsZero() {
 		e.At = now
 	}
-	before := v.est.TrueAt(now).Add(-v.pendingAt(now))
-	v.est = e
+	old := v.cur.Load()
+	before := old.est.TrueAt(now).Add(-old.pendingAt(now))
+	st := &vstate{est: e, slew: old.slew}
 	after := e.TrueAt(now)
 	jump := after.Sub(before)
-	if v.slew > 0 && jump < StepThreshold && jump > -StepThreshold {
-		v.pending, v.pendAt = jump, now
-	} else {
-		v.pending = 0
+	if st.slew > 0 && jump < StepThreshold && jump > -StepThreshold {
+		st.pending, st.pendAt = jump, now
 	}
+	v.cur.Store(st)
 	return nil
 }
 
 // Current returns the estimate in force.
-func (v *Virtual) Current() Estimate {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.est
-}
+func (v *Virtual) Current() Estimate { return v.cur.Load().est }

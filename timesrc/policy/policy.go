@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -147,6 +148,7 @@ type Engine struct {
 	rng     *rand.Rand
 	mu      sync.Mutex
 	clients map[string]*Client
+	byAddr  map[netip.Addr]*Client // the "ntp" clients of clients, by address: no key string per packet
 	st      State
 	lastN   int
 }
@@ -162,19 +164,21 @@ func New(cfg Config, clk Clock, emit events.Sink) *Engine {
 		seed = uint64(time.Now().UnixNano())
 	}
 	return &Engine{cfg: cfg, clk: clk, emit: emit, rng: rand.New(rand.NewPCG(seed, seed>>1|1)),
-		clients: map[string]*Client{}, st: State{Role: cfg.Role, Name: cfg.Name, Type: cfg.Type}}
+		clients: map[string]*Client{}, byAddr: map[netip.Addr]*Client{}, st: State{Role: cfg.Role, Name: cfg.Name, Type: cfg.Type}}
 }
 
 // Decide implements server.Policy: it records the request and answers
-// with the client's pause and poll state.
+// with the client's pause and poll state. It allocates only for a client
+// it has not seen before (or an event).
 func (e *Engine) Decide(o *server.Observation) server.Decision {
-	key := o.Addr.String()
 	e.mu.Lock()
-	c := e.clients[key]
+	c := e.byAddr[o.Addr]
 	now := o.Rx
 	if c == nil {
+		key := o.Addr.String()
 		c = &Client{Key: key, Kind: "ntp", Addr: key, FirstSeen: now, Region: e.cfg.Name, RegionType: e.cfg.Type}
 		e.clients[key] = c
+		e.byAddr[o.Addr] = c
 	} else if gap := now.Sub(c.LastSeen); gap > 0 {
 		if c.Interval == 0 {
 			c.Interval = gap
@@ -329,6 +333,11 @@ func (e *Engine) Tick() {
 		if now.Sub(c.LastSeen) > e.cfg.Active {
 			if now.Sub(c.LastSeen) > 6*e.cfg.Active {
 				delete(e.clients, k)
+				if c.Kind == "ntp" {
+					if a, err := netip.ParseAddr(k); err == nil {
+						delete(e.byAddr, a)
+					}
+				}
 			}
 			continue
 		}

@@ -46,7 +46,8 @@ type Decision struct {
 	Poll  int8 // 0: echo the client's poll
 }
 
-// Policy sees every answered request.
+// Policy sees every answered request. Decide is called from several
+// reader goroutines at once and must not keep o.
 type Policy interface {
 	Decide(o *Observation) Decision
 }
@@ -57,7 +58,7 @@ type Config struct {
 	Clock   discipline.Clock
 	State   func() State
 	Policy  Policy // may be nil
-	Readers int    // goroutines reading the socket (default: GOMAXPROCS)
+	Readers int    // goroutines (OS threads) reading the socket (default: GOMAXPROCS/2, at least 1)
 	// Rate limit per source address: Rate requests/s on average with bursts
 	// of Burst; Rate 0 disables it. KoDInterval spaces the RATE replies to
 	// one source (default 1s).
@@ -68,18 +69,52 @@ type Config struct {
 	Precision int8
 }
 
-// Stats counts what the server did.
+// Stats counts what the server did. Readers add their counts once per
+// batch of packets, before the batch's replies are sent.
 type Stats struct {
 	Received, Answered, KoD, Limited, Malformed, Control, OtherMode, BytesIn, BytesOut, NoKernelTS atomic.Uint64
+	// SendErrors counts replies counted in Answered/KoD/BytesOut that the
+	// kernel refused to send.
+	SendErrors atomic.Uint64
+}
+
+// counts is a reader's private tally, added to Stats once per batch so the
+// readers do not fight over the shared counters' cache lines per packet.
+type counts struct {
+	received, answered, kod, limited, malformed, control, otherMode, bytesIn, bytesOut, noKernelTS uint64
+}
+
+func (c *counts) flush(s *Stats) {
+	add := func(a *atomic.Uint64, v *uint64) {
+		if *v != 0 {
+			a.Add(*v)
+			*v = 0
+		}
+	}
+	add(&s.Received, &c.received)
+	add(&s.Answered, &c.answered)
+	add(&s.KoD, &c.kod)
+	add(&s.Limited, &c.limited)
+	add(&s.Malformed, &c.malformed)
+	add(&s.Control, &c.control)
+	add(&s.OtherMode, &c.otherMode)
+	add(&s.BytesIn, &c.bytesIn)
+	add(&s.BytesOut, &c.bytesOut)
+	add(&s.NoKernelTS, &c.noKernelTS)
 }
 
 // Server is one NTP listener.
 type Server struct {
 	cfg   Config
-	conn  *net.UDPConn
+	sock  *socket
+	addr  *net.UDPAddr
 	stats Stats
 	lim   *limiter
 	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	serving bool
+	closed  atomic.Bool
 }
 
 // Listen opens the UDP socket and enables kernel receive timestamps.
@@ -88,7 +123,10 @@ func Listen(cfg Config) (*Server, error) {
 		return nil, errors.New("ntp server: Clock and State are required")
 	}
 	if cfg.Readers <= 0 {
-		cfg.Readers = runtime.GOMAXPROCS(0)
+		// Half the Ps: a reader sleeping in recvmmsg holds its P, and when
+		// no P is left idle the runtime's sysmon takes them back from the
+		// sleepers every 20 µs, which costs more than a second reader gains.
+		cfg.Readers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if cfg.KoDInterval <= 0 {
 		cfg.KoDInterval = time.Second
@@ -103,15 +141,11 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ntp server address %q: %w", cfg.Addr, err)
 	}
-	conn, err := net.ListenUDP("udp", ua)
+	sock, addr, err := listenSocket(ua)
 	if err != nil {
 		return nil, fmt.Errorf("ntp server: %w", err)
 	}
-	if err := enableRxTimestamps(conn); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("ntp server: enabling kernel receive timestamps: %w", err)
-	}
-	s := &Server{cfg: cfg, conn: conn}
+	s := &Server{cfg: cfg, sock: sock, addr: addr}
 	if cfg.Rate > 0 {
 		s.lim = newLimiter(cfg.Rate, cfg.Burst, cfg.KoDInterval)
 	}
@@ -119,25 +153,47 @@ func Listen(cfg Config) (*Server, error) {
 }
 
 // Addr is the bound address.
-func (s *Server) Addr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
+func (s *Server) Addr() *net.UDPAddr { return s.addr }
 
 // Stats returns the counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 
 // Serve answers requests until ctx ends or Close is called.
 func (s *Server) Serve(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	s.mu.Lock()
+	if s.closed.Load() || s.serving {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.serving = true
+	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	for i := 0; i < s.cfg.Readers; i++ {
 		s.wg.Add(1)
-		go s.reader()
+		go func() {
+			defer s.wg.Done()
+			s.sock.serve(s)
+		}()
 	}
+	s.mu.Unlock()
 	s.wg.Wait()
+	s.sock.close()
 	return nil
 }
 
 // Close stops the server.
-func (s *Server) Close() error { return s.conn.Close() }
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.sock.shutdown() // wakes the readers
+	if !s.serving {
+		s.sock.close()
+	}
+	return nil
+}
 
 const (
 	modeClient = 3
@@ -148,116 +204,141 @@ const (
 
 var rateCode = binary.BigEndian.Uint32([]byte("RATE"))
 
-func (s *Server) reader() {
-	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	oob := make([]byte, oobSize)
-	var req, resp protocol.Packet
-	var obs Observation
-	for {
-		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		rawRx, ok := rxTimestamp(oob[:oobn])
+// reader is one reader's per-packet state, reused for every packet.
+type reader struct {
+	s   *Server
+	n   counts
+	req protocol.Packet
+	obs Observation
+}
+
+// handle answers one request: b is the received datagram (at least its
+// first 48 octets; size is its full length), rawRx its kernel receive
+// timestamp on the machine clock (ok false: none, rawRx is a user-space
+// reading). It writes the reply into out and reports whether to send it;
+// the transmit timestamp is left to stampTx, called just before sending.
+// It does not allocate.
+func (r *reader) handle(b []byte, size int, from netip.AddrPort, rawRx time.Time, tsOK bool, out *[protocol.PacketSizeBytes]byte) verdict {
+	s := r.s
+	r.n.received++
+	r.n.bytesIn += uint64(size)
+	if !tsOK {
+		r.n.noKernelTS++
+	}
+	if size < protocol.PacketSizeBytes || len(b) < protocol.PacketSizeBytes {
+		r.n.malformed++
+		return drop
+	}
+	mode, vn := b[0]&7, (b[0]>>3)&7
+	switch {
+	case mode == modeCtl || mode == modePriv:
+		r.n.control++
+		return drop
+	case mode != modeClient:
+		r.n.otherMode++
+		return drop
+	case vn < 1 || vn > 4:
+		r.n.malformed++
+		return drop
+	}
+	req := &r.req
+	// the header only: extension fields and MACs are not ours to answer
+	if err := req.UnmarshalBinary(b[:protocol.PacketSizeBytes]); err != nil {
+		r.n.malformed++
+		return drop
+	}
+	addr := from.Addr().Unmap()
+	if s.lim != nil {
+		ok, kod := s.lim.allow(addr, rawRx)
 		if !ok {
-			s.stats.NoKernelTS.Add(1)
-			rawRx = time.Now()
-		}
-		s.stats.Received.Add(1)
-		s.stats.BytesIn.Add(uint64(n))
-		if n < protocol.PacketSizeBytes {
-			s.stats.Malformed.Add(1)
-			continue
-		}
-		mode, vn := buf[0]&7, (buf[0]>>3)&7
-		switch {
-		case mode == modeCtl || mode == modePriv:
-			s.stats.Control.Add(1)
-			continue
-		case mode != modeClient:
-			s.stats.OtherMode.Add(1)
-			continue
-		case vn < 1 || vn > 4:
-			s.stats.Malformed.Add(1)
-			continue
-		}
-		// the header only: extension fields and MACs are not ours to answer
-		if err := req.UnmarshalBinary(buf[:protocol.PacketSizeBytes]); err != nil {
-			s.stats.Malformed.Add(1)
-			continue
-		}
-		addr := from.Addr().Unmap()
-		if s.lim != nil {
-			ok, kod := s.lim.allow(addr, rawRx)
-			if !ok {
-				s.stats.Limited.Add(1)
-				if kod {
-					s.kod(&req, &resp, from)
-				}
-				continue
+			r.n.limited++
+			if !kod {
+				return drop
 			}
+			// Kiss-o'-Death RATE: leap 3, stratum 0, reference id "RATE",
+			// the client's transmit timestamp echoed.
+			putHeader(out, &protocol.Packet{Settings: 3<<6 | (req.Settings & 0x38) | modeServer, Stratum: 0, Poll: req.Poll,
+				Precision: s.cfg.Precision, ReferenceID: rateCode,
+				OrigTimeSec: req.TxTimeSec, OrigTimeFrac: req.TxTimeFrac,
+				RxTimeSec: req.TxTimeSec, RxTimeFrac: req.TxTimeFrac, TxTimeSec: req.TxTimeSec, TxTimeFrac: req.TxTimeFrac})
+			r.n.kod++
+			r.n.bytesOut += protocol.PacketSizeBytes
+			return kiss
 		}
-		rx := s.cfg.Clock.FromRaw(rawRx)
-		st := s.cfg.State()
-		var dec Decision
-		if s.cfg.Policy != nil {
-			obs = Observation{Addr: addr, Port: from.Port(), Rx: rx, Poll: req.Poll, Stratum: req.Stratum, Version: vn}
-			if req.TxTimeSec != 0 || req.TxTimeFrac != 0 {
-				obs.ClientTx = protocol.Unix(req.TxTimeSec, req.TxTimeFrac)
-			}
-			dec = s.cfg.Policy.Decide(&obs)
+	}
+	rx := s.cfg.Clock.FromRaw(rawRx)
+	st := s.cfg.State()
+	var dec Decision
+	if s.cfg.Policy != nil {
+		r.obs = Observation{Addr: addr, Port: from.Port(), Rx: rx, Poll: req.Poll, Stratum: req.Stratum, Version: vn}
+		if req.TxTimeSec != 0 || req.TxTimeFrac != 0 {
+			r.obs.ClientTx = protocol.Unix(req.TxTimeSec, req.TxTimeFrac)
 		}
-		resp = protocol.Packet{Poll: req.Poll, Precision: s.cfg.Precision}
-		if dec.Poll != 0 {
-			resp.Poll = dec.Poll
-		}
-		li := uint8(0)
-		if !st.Synced {
+		dec = s.cfg.Policy.Decide(&r.obs)
+	}
+	resp := protocol.Packet{Poll: req.Poll, Precision: s.cfg.Precision}
+	if dec.Poll != 0 {
+		resp.Poll = dec.Poll
+	}
+	li := uint8(0)
+	if !st.Synced {
+		li = 3
+		resp.Stratum = 16
+	} else {
+		resp.Stratum = st.Stratum
+		resp.ReferenceID = st.RefID
+		resp.RefTimeSec, resp.RefTimeFrac = protocol.Time(st.RefTime)
+		disp := st.RootDisp + time.Duration(15e-6*float64(rawRx.Sub(st.LastUpdate)))
+		resp.RootDelay = short(st.RootDelay)
+		resp.RootDispersion = short(disp)
+		if dec.Pause {
 			li = 3
-			resp.Stratum = 16
-		} else {
-			resp.Stratum = st.Stratum
-			resp.ReferenceID = st.RefID
-			resp.RefTimeSec, resp.RefTimeFrac = protocol.Time(st.RefTime)
-			disp := st.RootDisp + time.Duration(15e-6*float64(rawRx.Sub(st.LastUpdate)))
-			resp.RootDelay = short(st.RootDelay)
-			resp.RootDispersion = short(disp)
-			if dec.Pause {
-				li = 3
-			}
 		}
-		resp.Settings = li<<6 | vn<<3 | modeServer
-		resp.OrigTimeSec, resp.OrigTimeFrac = req.TxTimeSec, req.TxTimeFrac
-		resp.RxTimeSec, resp.RxTimeFrac = protocol.Time(rx)
-		resp.TxTimeSec, resp.TxTimeFrac = protocol.Time(s.cfg.Clock.Now())
-		s.send(&resp, from)
-		s.stats.Answered.Add(1)
 	}
+	resp.Settings = li<<6 | vn<<3 | modeServer
+	resp.OrigTimeSec, resp.OrigTimeFrac = req.TxTimeSec, req.TxTimeFrac
+	resp.RxTimeSec, resp.RxTimeFrac = protocol.Time(rx)
+	putHeader(out, &resp) // transmit timestamp: stampTx
+	r.n.answered++
+	r.n.bytesOut += protocol.PacketSizeBytes
+	return answer
 }
 
-// kod answers a rate-limited request with a Kiss-o'-Death RATE: leap 3,
-// stratum 0, reference id "RATE", the client's transmit timestamp echoed.
-func (s *Server) kod(req, resp *protocol.Packet, to netip.AddrPort) {
-	*resp = protocol.Packet{Settings: 3<<6 | (req.Settings & 0x38) | modeServer, Stratum: 0, Poll: req.Poll,
-		Precision: s.cfg.Precision, ReferenceID: rateCode,
-		OrigTimeSec: req.TxTimeSec, OrigTimeFrac: req.TxTimeFrac,
-		RxTimeSec: req.TxTimeSec, RxTimeFrac: req.TxTimeFrac, TxTimeSec: req.TxTimeSec, TxTimeFrac: req.TxTimeFrac}
-	s.send(resp, to)
-	s.stats.KoD.Add(1)
+// verdict is what handle made of a request.
+type verdict uint8
+
+const (
+	drop   verdict = iota
+	answer         // a reply to stamp (stampTx) and send
+	kiss           // a KoD RATE to send as it is (its timestamps echo the client's)
+)
+
+// stampTx writes the transmit timestamp of a reply built by handle.
+func stampTx(out *[protocol.PacketSizeBytes]byte, now time.Time) {
+	sec, frac := protocol.Time(now)
+	binary.BigEndian.PutUint32(out[40:44], sec)
+	binary.BigEndian.PutUint32(out[44:48], frac)
 }
 
-func (s *Server) send(p *protocol.Packet, to netip.AddrPort) {
-	b, err := p.Bytes()
-	if err != nil {
-		return
-	}
-	if n, err := s.conn.WriteToUDPAddrPort(b, to); err == nil {
-		s.stats.BytesOut.Add(uint64(n))
-	}
+// putHeader encodes p's 48-octet header into dst without allocating; it
+// is protocol.Packet.Bytes for a packet without extension fields (a test
+// checks they agree), which allocates a fresh slice per call.
+func putHeader(dst *[protocol.PacketSizeBytes]byte, p *protocol.Packet) {
+	dst[0] = p.Settings
+	dst[1] = p.Stratum
+	dst[2] = byte(p.Poll)
+	dst[3] = byte(p.Precision)
+	binary.BigEndian.PutUint32(dst[4:8], p.RootDelay)
+	binary.BigEndian.PutUint32(dst[8:12], p.RootDispersion)
+	binary.BigEndian.PutUint32(dst[12:16], p.ReferenceID)
+	binary.BigEndian.PutUint32(dst[16:20], p.RefTimeSec)
+	binary.BigEndian.PutUint32(dst[20:24], p.RefTimeFrac)
+	binary.BigEndian.PutUint32(dst[24:28], p.OrigTimeSec)
+	binary.BigEndian.PutUint32(dst[28:32], p.OrigTimeFrac)
+	binary.BigEndian.PutUint32(dst[32:36], p.RxTimeSec)
+	binary.BigEndian.PutUint32(dst[36:40], p.RxTimeFrac)
+	binary.BigEndian.PutUint32(dst[40:44], p.TxTimeSec)
+	binary.BigEndian.PutUint32(dst[44:48], p.TxTimeFrac)
 }
 
 // short converts a duration to NTP short format (16.16 seconds), saturating.
@@ -270,61 +351,4 @@ func short(d time.Duration) uint32 {
 		return 1<<32 - 1
 	}
 	return uint32(v)
-}
-
-// limiter is a per-source token bucket table.
-type limiter struct {
-	mu       sync.Mutex
-	rate     float64
-	burst    float64
-	kodEvery time.Duration
-	m        map[netip.Addr]*bucket
-	max      int
-}
-
-type bucket struct {
-	tokens  float64
-	last    time.Time
-	lastKoD time.Time
-}
-
-func newLimiter(rate, burst float64, kodEvery time.Duration) *limiter {
-	return &limiter{rate: rate, burst: burst, kodEvery: kodEvery, m: map[netip.Addr]*bucket{}, max: 65536}
-}
-
-// allow reports whether a request from a at now passes, and if not whether
-// it earns a KoD.
-func (l *limiter) allow(a netip.Addr, now time.Time) (ok, kod bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.m[a]
-	if b == nil {
-		if len(l.m) >= l.max {
-			l.prune(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.m[a] = b
-	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, false
-	}
-	if now.Sub(b.lastKoD) >= l.kodEvery {
-		b.lastKoD = now
-		return false, true
-	}
-	return false, false
-}
-
-func (l *limiter) prune(now time.Time) {
-	for a, b := range l.m {
-		if now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.m, a)
-		}
-	}
-	if len(l.m) >= l.max { // all busy: forget the table rather than grow without bound
-		clear(l.m)
-	}
 }

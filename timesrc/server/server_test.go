@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -191,5 +192,60 @@ func BenchmarkDecodeEncode(b *testing.B) {
 		p.UnmarshalBinary(req)
 		p.Settings = 4<<3 | 4
 		p.Bytes()
+	}
+}
+
+// Close wakes the readers sleeping in the kernel and Serve returns; a
+// closed server no longer answers.
+func TestCloseStopsServe(t *testing.T) {
+	s, err := Listen(Config{Addr: "127.0.0.1:0", Clock: discipline.NewVirtual(clock.Real(), 0), State: func() State { return State{} }, Readers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	if _, err := ntp.Query(s.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
+	if _, err := ntp.QueryWithOptions(s.Addr().String(), ntp.QueryOptions{Timeout: 300 * time.Millisecond}); err == nil {
+		t.Fatal("a closed server answered")
+	}
+}
+
+// An IPv6 listener answers over IPv6.
+func TestIPv6(t *testing.T) {
+	s, err := Listen(Config{Addr: "[::1]:0", Clock: discipline.NewVirtual(clock.Real(), 0), State: func() State { return State{} }})
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go s.Serve(ctx)
+	r, err := ntp.Query(s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stratum != 16 || s.Stats().NoKernelTS.Load() != 0 {
+		t.Fatalf("stratum %d, %d without kernel timestamp", r.Stratum, s.Stats().NoKernelTS.Load())
+	}
+}
+
+// A listener on the any address (as ":123" on a board) serves IPv4 too.
+func TestAnyAddressServesIPv4(t *testing.T) {
+	s2, err := Listen(Config{Addr: ":0", Clock: discipline.NewVirtual(clock.Real(), 0), State: func() State { return State{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go s2.Serve(ctx)
+	if _, err := ntp.Query(net.JoinHostPort("127.0.0.1", fmt.Sprint(s2.Addr().Port))); err != nil {
+		t.Fatal(err)
 	}
 }
