@@ -34,7 +34,7 @@ func slotID(sl flash.Slot) string {
 func firmwareURI(sl flash.Slot) string { return fwInvURI + "/" + slotID(sl) }
 
 func (s *Server) getUpdateService(c *ctx) (any, error) {
-	return obj{
+	doc := obj{
 		"@odata.id":         updateURI,
 		"@odata.type":       "#UpdateService.v1_17_0.UpdateService",
 		"Id":                "UpdateService",
@@ -43,7 +43,9 @@ func (s *Server) getUpdateService(c *ctx) (any, error) {
 		"ServiceEnabled":    true,
 		"Status":            status("OK"),
 		"FirmwareInventory": odataID(fwInvURI),
-	}, nil
+	}
+	s.addUpdateService(doc)
+	return doc, nil
 }
 
 func (s *Server) getFirmwareInventory(c *ctx) (any, error) {
@@ -119,6 +121,9 @@ func (s *Server) getSoftwareInventory(c *ctx) (any, error) {
 	}
 	if ver != "" {
 		doc["Version"] = ver
+	}
+	if s.fw != nil {
+		s.fwSlotDoc(doc, sl, health)
 	}
 	return doc, nil
 }
