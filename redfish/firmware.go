@@ -12,8 +12,8 @@ import (
 // image slot (Primary, Backup) with the version it holds, whether it runs
 // (Active; the Manager's Links.ActiveSoftwareImage points at it), whether
 // it was the one running when the service started, and its health from the
-// slot's probe. Uploads (R4) are not offered yet: the UpdateService has no
-// push URI and no SimpleUpdate action.
+// slot's probe. With a firmware service (Options.Firmware) the entries come
+// from its inventory and the UpdateService offers uploads (update.go).
 
 const (
 	updateURI = "/redfish/v1/UpdateService"

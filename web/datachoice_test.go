@@ -55,7 +55,9 @@ func (p *page) dataChoice() map[string]any {
 	}
 	defer res.Body.Close()
 	var m struct {
-		Oem struct{ Cmcd struct{ DataChoice map[string]any } }
+		Oem struct {
+			Cmcd struct{ DataChoice map[string]any }
+		}
 	}
 	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
 		p.t.Fatal(err)
