@@ -514,6 +514,10 @@ func TestUpdateDataChoice(t *testing.T) {
 	expectError(t, r.do("POST", dataChoiceURI, r.admin(), `{"Choice":"Maybe"}`), 400, "ActionParameterValueNotInList")
 	expectError(t, r.do("POST", dataChoiceURI, r.admin(), `{}`), 400, "ActionParameterMissing")
 	expectError(t, r.do("POST", dataChoiceURI, r.admin(), `{"Choice":"Keep","X":1}`), 400, "ActionParameterUnknown")
+	sse, res := r.openSSE(r.admin())
+	if sse == nil {
+		t.Fatalf("event stream: %s", res.Status)
+	}
 	x := r.do("POST", dataChoiceURI, r.admin(), `{"Choice":"Keep"}`)
 	if x.StatusCode != 200 {
 		t.Fatalf("answer: %s\n%s", x.Status, x.body)
@@ -527,18 +531,17 @@ func TestUpdateDataChoice(t *testing.T) {
 		t.Fatal("action still advertised")
 	}
 	expectError(t, r.do("POST", dataChoiceURI, r.admin(), `{"Choice":"Restore"}`), 409, "ActionNotSupported")
-	// The answer is in the event log, from which SSE publishes it.
-	evs, err := r.eng.Store().Events()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen bool
-	for _, ev := range evs {
-		if ev.Kind == "DataChoiceApplied" && engineRecord(ev).msgID == "DataChoiceAnswered" {
-			seen = true
+	// The answer is published on the event stream (from the event log).
+	for i := 0; ; i++ {
+		rec := checkEvent(t, sse.next(t, 30*time.Second))
+		if rec["MessageId"] == cmcdRegistry+".DataChoiceAnswered" {
+			if msg := rec["Message"].(string); !strings.Contains(msg, "8.0.0") || !strings.Contains(msg, "kept") {
+				t.Fatalf("event message %q", msg)
+			}
+			break
 		}
-	}
-	if !seen {
-		t.Fatal("no DataChoiceApplied event")
+		if i > 50 {
+			t.Fatal("no DataChoiceAnswered event")
+		}
 	}
 }
