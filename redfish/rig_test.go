@@ -43,6 +43,7 @@ type rig struct {
 type rigOption struct {
 	kit       *firmwaretest.Kit // non-nil: a firmware service trusting the kit's key
 	upgradeTo string            // with kit: boot an upgrade to this version (the S5 choice is pending)
+	device    flash.DeviceInfo  // with kit: the slots' geometry (zero: rigDevice)
 }
 
 const (
