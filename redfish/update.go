@@ -26,6 +26,8 @@ import (
 //     firmware.Service.Install (which spools it to its staging area while
 //     it verifies), never into memory. The body limit is the inactive
 //     slot's size plus room for the multipart framing, not MaxBody.
+//     UpdateParameters is checked when it precedes the file (as DSP0266
+//     orders the parts); parts after the file are ignored.
 //   - #UpdateService.SimpleUpdate: ImageURI is a file on the board
 //     (file:///path or /path); remote schemes are refused.
 //   - Each update is a Task (TaskService/Tasks/{id}) with its monitor.
@@ -420,8 +422,9 @@ func (s *Server) postUpload(c *ctx) error {
 				io.Copy(io.Discard, c.r.Body)
 				return err
 			}
-			// Parts after the file (a later UpdateParameters) are read and
-			// checked; the install has started already.
+			// Parts after the file are not read: the install has started.
+			// DSP0266 puts UpdateParameters first; one sent after the file
+			// (gofish orders parts at random) is ignored.
 			return nil
 		default:
 			return &Error{Status: http.StatusBadRequest, MessageID: "ActionParameterUnknown", Args: []string{"MultipartHttpPushUri", part.FormName()}}
