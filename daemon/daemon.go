@@ -93,7 +93,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts})
+	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts, Firmware: fw})
 	stopWeb, err := serveRedfish(c, web.Mount(rf), log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
 	if err != nil {
 		rf.Close()

@@ -41,6 +41,15 @@
 // (EthernetInterfaces) and the listeners (NetworkProtocol, updated by
 // SetProtocols once they are bound).
 //
+// # Firmware updates
+//
+// Options.Firmware (update.go) adds UpdateService.MultipartHttpPushUri and
+// SimpleUpdate (local paths only), one TaskService Task per update (202 +
+// task monitor; 400 for a refused image; 503 + Retry-After while one
+// runs), activation by PATCH of the Manager's Links.ActiveSoftwareImage,
+// and the post-upgrade keep-or-restore choice (Oem.Cmcd.DataChoice and the
+// #Cmcd.DataChoice action while it is pending).
+//
 // # Accounts
 //
 // AccountService (accountservice.go) shows the accounts package's store,

@@ -230,6 +230,10 @@ func engineRecord(ev syncsel.Event) record {
 		r.msgID, r.eventType, r.args = "ConfigurationChanged", "ResourceUpdated", []string{detail(ev.Message)}
 	case "Alarm":
 		r.msgID, r.eventType, r.args = "Alarm", "Alert", []string{ev.Message}
+	case "FirmwareUpgraded": // firmware: the S5 choice is pending
+		r.msgID, r.eventType, r.args = "DataChoicePending", "Alert", []string{ev.Message}
+	case "DataChoiceApplied": // firmware: the S5 choice was answered
+		r.msgID, r.eventType, r.args = "DataChoiceAnswered", "ResourceUpdated", []string{ev.Message}
 	default:
 		r.msgID, r.eventType, r.args = "CMCEvent", "Other", []string{ev.Message}
 	}

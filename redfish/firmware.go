@@ -12,8 +12,8 @@ import (
 // image slot (Primary, Backup) with the version it holds, whether it runs
 // (Active; the Manager's Links.ActiveSoftwareImage points at it), whether
 // it was the one running when the service started, and its health from the
-// slot's probe. Uploads (R4) are not offered yet: the UpdateService has no
-// push URI and no SimpleUpdate action.
+// slot's probe. With a firmware service (Options.Firmware) the entries come
+// from its inventory and the UpdateService offers uploads (update.go).
 
 const (
 	updateURI = "/redfish/v1/UpdateService"
@@ -34,7 +34,7 @@ func slotID(sl flash.Slot) string {
 func firmwareURI(sl flash.Slot) string { return fwInvURI + "/" + slotID(sl) }
 
 func (s *Server) getUpdateService(c *ctx) (any, error) {
-	return obj{
+	doc := obj{
 		"@odata.id":         updateURI,
 		"@odata.type":       "#UpdateService.v1_17_0.UpdateService",
 		"Id":                "UpdateService",
@@ -43,7 +43,9 @@ func (s *Server) getUpdateService(c *ctx) (any, error) {
 		"ServiceEnabled":    true,
 		"Status":            status("OK"),
 		"FirmwareInventory": odataID(fwInvURI),
-	}, nil
+	}
+	s.addUpdateService(doc)
+	return doc, nil
 }
 
 func (s *Server) getFirmwareInventory(c *ctx) (any, error) {
@@ -119,6 +121,9 @@ func (s *Server) getSoftwareInventory(c *ctx) (any, error) {
 	}
 	if ver != "" {
 		doc["Version"] = ver
+	}
+	if s.fw != nil {
+		s.fwSlotDoc(doc, sl, health)
 	}
 	return doc, nil
 }

@@ -30,7 +30,9 @@ func (s *Server) addManagerTree(doc obj) {
 		links = obj{}
 		doc["Links"] = links
 	}
-	links["ActiveSoftwareImage"] = odataID(firmwareURI(s.runningSlot()))
+	// The slot that boots at the next start: the running one unless
+	// another was selected by a PATCH of this link (update.go).
+	links["ActiveSoftwareImage"] = odataID(firmwareURI(s.nextBootSlot()))
 	links["SoftwareImages"] = []any{odataID(firmwareURI(flash.Primary)), odataID(firmwareURI(flash.Backup))}
 	s.addTimeSource(doc)
 }

@@ -66,6 +66,7 @@ func (s *Server) getServiceRoot(c *ctx) (any, error) {
 		"AccountService": odataID(accountServiceURI),
 		"EventService":   odataID(eventServiceURI),
 		"Registries":     odataID(registriesURI),
+		"Tasks":          odataID(taskServiceURI),
 		"Links":          obj{"Sessions": odataID(sessionsURI)},
 		"ProtocolFeaturesSupported": obj{
 			"ExpandQuery":     obj{"ExpandAll": false, "Levels": false, "Links": false, "NoLinks": false},
@@ -129,6 +130,7 @@ func (s *Server) getODataService(c *ctx) (any, error) {
 			obj{"name": "AccountService", "kind": "Singleton", "url": accountServiceURI},
 			obj{"name": "EventService", "kind": "Singleton", "url": eventServiceURI},
 			obj{"name": "Registries", "kind": "Singleton", "url": registriesURI},
+			obj{"name": "Tasks", "kind": "Singleton", "url": taskServiceURI},
 		},
 	}, nil
 }
@@ -544,6 +546,7 @@ func (s *Server) getManager(c *ctx) (any, error) {
 		"Oem": obj{"Cmcd": obj{"Sync": sync}},
 	}
 	s.addManagerTree(doc)
+	s.addManagerFirmware(doc)
 	return doc, nil
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"cmcd/accounts"
 	"cmcd/board/sim"
+	"cmcd/firmware"
+	"cmcd/firmware/firmwaretest"
 	"cmcd/flash"
 	"cmcd/internal/rfschema"
 	"cmcd/syncsel"
@@ -33,6 +35,15 @@ type rig struct {
 	images   *flash.SimImages
 	sim      *sim.Chassis // the simulated board the engine collects from
 	acctDir  string       // the accounts store's directory
+	fw       *firmware.Service
+	areas    flash.Areas
+}
+
+// rigOption changes how newRig builds the service.
+type rigOption struct {
+	kit       *firmwaretest.Kit // non-nil: a firmware service trusting the kit's key
+	upgradeTo string            // with kit: boot an upgrade to this version (the S5 choice is pending)
+	device    flash.DeviceInfo  // with kit: the slots' geometry (zero: rigDevice)
 }
 
 const (
@@ -40,8 +51,12 @@ const (
 	readerPW   = "reader-pw-1"
 )
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
+	var opt rigOption
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
 	s, err := sim.New(sim.Config{Seed: 7, Nodes: 2, PSUs: 2, Fans: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +70,16 @@ func newRig(t *testing.T) *rig {
 	if err := areas.Ensure(); err != nil {
 		t.Fatal(err)
 	}
-	images, err := flash.OpenSimImages(areas, time.Now)
-	if err != nil {
-		t.Fatal(err)
+	var fw *firmware.Service
+	var images *flash.SimImages
+	if opt.kit != nil {
+		fw = openRigFirmware(t, opt, areas)
+		images = fw.Images()
+	} else {
+		images, err = flash.OpenSimImages(areas, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	eng, err := syncsel.Open(syncsel.Options{Areas: areas, Images: images, Board: s.Board(),
 		Override: map[string]json.RawMessage{"probeInterval": json.RawMessage(`"20ms"`),
@@ -72,6 +94,14 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(func() { cancel(); <-done })
 	if _, err := eng.Collector().Collect(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if fw != nil {
+		if err := fw.AttachData(firmware.NewEngineData(eng)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fw.ReportHealthy(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	acctDir := t.TempDir()
 	acct, err := accounts.Open(acctDir, accounts.WithBcryptCost(bcrypt.MinCost))
@@ -88,8 +118,8 @@ func newRig(t *testing.T) *rig {
 	if _, err := acct.Create("reader", readerPW, accounts.RoleReadOnly); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, images: images, acctDir: acctDir}
-	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute,
+	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, images: images, acctDir: acctDir, fw: fw, areas: areas}
+	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute, Firmware: fw,
 		Tree: TreeOptions{Board: s.Board(), Images: images, Probers: map[flash.Slot]flash.Prober{
 			flash.Primary: flash.AreaProber{Path: areas.StorePath(flash.Primary)},
 			flash.Backup:  flash.AreaProber{Path: areas.StorePath(flash.Backup)}}}})

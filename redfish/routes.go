@@ -106,6 +106,7 @@ func (s *Server) table() []*route {
 		{pattern: "/redfish/v1/UpdateService/FirmwareInventory", get: s.getFirmwareInventory, getPriv: login},
 		{pattern: "/redfish/v1/UpdateService/FirmwareInventory/{id}", get: s.getSoftwareInventory, getPriv: login},
 	}
+	rs = append(rs, s.updateRoutes()...) // TaskService, uploads, S5 (update.go)
 	for _, r := range rs {
 		r.segs = strings.Split(strings.Trim(r.pattern, "/"), "/")
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"cmcd/accounts"
+	"cmcd/firmware"
 	"cmcd/syncsel"
 	"cmcd/timesrc"
 )
@@ -39,6 +40,11 @@ type Options struct {
 	SSEKeepAlive   time.Duration    // event stream keep-alive; 0 means DefaultSSEKeepAlive
 	SensorPoll     time.Duration    // health-change polling; 0 means DefaultSensorPoll
 	TimeSource     *timesrc.Service // the region time source (timesrc.go); nil: none
+	// Firmware is the firmware update service behind UpdateService
+	// uploads, SimpleUpdate, TaskService, the Manager's
+	// ActiveSoftwareImage and the S5 keep-or-restore choice (update.go).
+	// Nil: updates are not offered.
+	Firmware *firmware.Service
 }
 
 // Server is the Redfish service; it is an http.Handler.
@@ -57,13 +63,16 @@ type Server struct {
 
 	events *eventHub // EventService (events.go); Close stops it
 	logs   *logCache // serialized node log collections (logcache.go)
+
+	fw    *firmware.Service // nil: no updates (update.go)
+	tasks taskStore
 }
 
 // New returns a Server answering from o.Engine's running store and
 // authenticating against o.Accounts.
 func New(o Options) *Server {
 	s := &Server{acct: o.Accounts, eng: o.Engine, log: o.Log, now: o.Now, timeout: o.SessionTimeout,
-		sessions: map[string]*session{}, ts: o.TimeSource}
+		sessions: map[string]*session{}, ts: o.TimeSource, fw: o.Firmware}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,6 +112,9 @@ type route struct {
 	// If-Match taken from a GET stays valid while readings change.
 	// If-None-Match is not answered with 304 on such a route.
 	version func(doc any) any
+	// maxBody, when set, is the body limit of the route's methods instead
+	// of MaxBody (firmware uploads).
+	maxBody func() int64
 }
 
 func (rt *route) allow() string {
@@ -178,11 +190,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	c := &ctx{s: s, w: w, r: r}
-	if r.ContentLength > MaxBody {
-		s.fail(c, errTooLarge)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 	path := r.URL.Path
 	if path == "/redfish/v1" {
 		path = "/redfish/v1/"
@@ -193,6 +200,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	limit := int64(MaxBody)
+	if c.route != nil && c.route.maxBody != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		limit = c.route.maxBody()
+	}
+	if r.ContentLength > limit {
+		s.fail(c, errTooLarge)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if c.route != nil {
 		h.Set("Allow", c.route.allow())
 	}

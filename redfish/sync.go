@@ -68,8 +68,8 @@ func managerVersion(doc any) any {
 	return obj{"Configuration": sync["Configuration"], "Links": m["Links"]}
 }
 
-// patchManager handles PATCH of the Manager; only
-// Oem.Cmcd.Sync.Configuration is writable.
+// patchManager handles PATCH of the Manager; Oem.Cmcd.Sync.Configuration
+// and Links.ActiveSoftwareImage (update.go) are writable.
 func (s *Server) patchManager(c *ctx) error {
 	body, err := c.body()
 	if err != nil {
@@ -79,12 +79,22 @@ func (s *Server) patchManager(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := checkWritable(body, cur.(obj), "Oem"); err != nil {
+	if err := checkWritable(body, cur.(obj), "Oem", "Links"); err != nil {
 		return err
 	}
+	activate, err := s.activeImagePatch(body)
+	if err != nil {
+		return err
+	}
+	delete(body, "Links")
 	cfgPatch, err := descend(body, "Oem", "Cmcd", "Sync", "Configuration")
 	if err != nil {
 		return err
+	}
+	if activate != nil {
+		if err := s.activate(c, *activate); err != nil {
+			return err
+		}
 	}
 	if len(cfgPatch) > 0 {
 		if _, err := s.eng.UpdateConfig(cfgPatch); err != nil {

@@ -56,7 +56,9 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
-func start(t *testing.T, width, height int64) *page {
+// start runs cmcd (after prep, if given, changed its configuration or
+// prepared its data directory) and a browser tab.
+func start(t *testing.T, width, height int64, prep ...func(*daemon.Config)) *page {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("%s: %v (make test installs Debian's chromium)", chromium, err)
@@ -69,6 +71,9 @@ func start(t *testing.T, width, height int64) *page {
 	c.IPMI, c.NTP = "", ""
 	c.Sim.Nodes = 2
 	c.SyncInterval = "1h" // rounds only when the test asks
+	for _, f := range prep {
+		f(&c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

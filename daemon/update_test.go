@@ -1,0 +1,222 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"cmcd/firmware/firmwaretest"
+	"cmcd/internal/rfschema"
+)
+
+// cmcdProc is a real `cmcd run` child process.
+type cmcdProc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  strings.Builder
+	done chan error
+}
+
+func (p *cmcdProc) text() string { p.mu.Lock(); defer p.mu.Unlock(); return p.log.String() }
+
+func (p *cmcdProc) waitFor(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(p.text()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the daemon log:\n%s", re, p.text())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *cmcdProc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("daemon exit: %v\n%s", err, p.text())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
+
+func startCmcd(t *testing.T, bin, data, pub string) (*cmcdProc, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
+		"--redfish", "127.0.0.1:0", "--insecure-http", "127.0.0.1:0", "--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0", "--sync-interval", "1s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &cmcdProc{cmd: cmd, done: make(chan error, 1)}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.done <- cmd.Wait()
+	}()
+	url := p.waitFor(t, regexp.MustCompile(`url=(http://\S+)/redfish/v1/`))[1]
+	p.waitFor(t, regexp.MustCompile(`start-up health check passed`))
+	return p, url
+}
+
+type rfClient struct {
+	t        *testing.T
+	base, pw string
+	v        *rfschema.Validator
+}
+
+func (c *rfClient) do(method, path, body string, hdr ...string) (*http.Response, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.SetBasicAuth("admin", c.pw)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("%s %s: %s: %v\n%s", method, path, res.Status, err, b)
+	}
+	if res.StatusCode < 300 {
+		if err := c.v.Validate(b); err != nil {
+			c.t.Errorf("%s %s: %v\n%s", method, path, err, b)
+		}
+	}
+	return res, m
+}
+
+func (c *rfClient) get(path string) map[string]any {
+	c.t.Helper()
+	res, m := c.do("GET", path, "")
+	if res.StatusCode != 200 {
+		c.t.Fatalf("GET %s: %s %v", path, res.Status, m)
+	}
+	return m
+}
+
+// TestUpgradeThroughRedfish is the operator's path on real `cmcd run`
+// processes: `curl -F` upload to the UpdateService, the Task watched to
+// Completed, activation by a PATCH of the Manager's ActiveSoftwareImage, a
+// restart that boots the new image on trial and confirms it, the
+// keep-or-restore choice pending on the Manager and answered with the
+// #Cmcd.DataChoice action.
+func TestUpgradeThroughRedfish(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "cmcd")
+	if out, err := exec.Command("go", "build", "-o", bin, "cmcd/cmd/cmcd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	v, err := rfschema.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := firmwaretest.New(t)
+	pub := k.PubFile()
+	data := t.TempDir()
+	d, base := startCmcd(t, bin, data, pub)
+	pw, err := os.ReadFile(filepath.Join(data, "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rfClient{t: t, base: base, pw: strings.TrimSpace(string(pw)), v: v}
+	us := c.get("/redfish/v1/UpdateService")
+	push, _ := us["MultipartHttpPushUri"].(string)
+	if push == "" {
+		t.Fatalf("UpdateService: %v", us)
+	}
+
+	img := k.Signed("9.1.0", "sim", 500_000, nil)
+	out, err := exec.Command("curl", "-sS", "-D", "-", "-u", "admin:"+c.pw,
+		"-F", `UpdateParameters={"Targets":[]};type=application/json`, "-F", "UpdateFile=@"+img,
+		base+push).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " 202") {
+		t.Fatalf("curl upload: %v\n%s", err, out)
+	}
+	loc := regexp.MustCompile(`(?i)\nLocation: (\S+)`).FindStringSubmatch(string(out))
+	if loc == nil {
+		t.Fatalf("no Location:\n%s", out)
+	}
+	var task map[string]any
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		_, task = c.do("GET", loc[1], "")
+		if st := task["TaskState"]; st == "Completed" || st == "Exception" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task did not end: %v", task)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if task["TaskState"] != "Completed" {
+		t.Fatalf("task: %v", task)
+	}
+	backup := c.get("/redfish/v1/UpdateService/FirmwareInventory/Backup")
+	if backup["Version"] != "9.1.0" || backup["Active"] != false {
+		t.Fatalf("backup slot after upload: %v", backup)
+	}
+	res, m := c.do("PATCH", "/redfish/v1/Managers/CMC",
+		`{"Links":{"ActiveSoftwareImage":{"@odata.id":"/redfish/v1/UpdateService/FirmwareInventory/Backup"}}}`)
+	if res.StatusCode != 200 {
+		t.Fatalf("activate: %s %v", res.Status, m)
+	}
+	d.stop(t)
+
+	d, base = startCmcd(t, bin, data, pub)
+	defer d.stop(t)
+	c.base = base
+	if !strings.Contains(d.text(), "backup image (version 9.1.0) booted on trial (1 of 2)") {
+		t.Fatalf("the new image did not boot on trial:\n%s", d.text())
+	}
+	backup = c.get("/redfish/v1/UpdateService/FirmwareInventory/Backup")
+	oem := backup["Oem"].(map[string]any)["Cmcd"].(map[string]any)
+	if backup["Active"] != true || backup["Version"] != "9.1.0" || oem["ImageState"] != "good" || oem["OnTrial"] != false {
+		t.Fatalf("backup slot after restart: %v", backup)
+	}
+	mgr := c.get("/redfish/v1/Managers/CMC")
+	dc := mgr["Oem"].(map[string]any)["Cmcd"].(map[string]any)["DataChoice"].(map[string]any)
+	if dc["Pending"] != true || dc["Version"] != "9.1.0" {
+		t.Fatalf("DataChoice after the upgrade: %v", dc)
+	}
+	target := mgr["Actions"].(map[string]any)["Oem"].(map[string]any)["#Cmcd.DataChoice"].(map[string]any)["target"].(string)
+	if res, m := c.do("POST", target, `{"Choice":"Keep"}`); res.StatusCode != 200 {
+		t.Fatalf("answer: %s %v", res.Status, m)
+	}
+	mgr = c.get("/redfish/v1/Managers/CMC")
+	if dc := mgr["Oem"].(map[string]any)["Cmcd"].(map[string]any)["DataChoice"].(map[string]any); dc["Pending"] != false || dc["Answer"] != "Keep" {
+		t.Fatalf("DataChoice after the answer: %v", dc)
+	}
+}
