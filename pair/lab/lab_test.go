@@ -131,16 +131,21 @@ func newLab(t *testing.T) *lab {
 	fence := fmt.Sprintf("#!/bin/sh\n# sim board peer reset: stop the peer and its interface address\npid=$(cat %s/$1.pid 2>/dev/null)\n[ -n \"$pid\" ] && kill -9 $pid 2>/dev/null\nip -n %s$1 addr del %s/24 dev eth0 2>/dev/null\nexit 0\n",
 		l.dir, l.pre, vipAddr)
 	os.WriteFile(filepath.Join(l.dir, "fence.sh"), []byte(fence), 0o755)
-	l.client = &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true,
+	l.client = l.clientIn("C")
+	return l
+}
+
+// clientIn returns an HTTP client whose connections are made in namespace m.
+func (l *lab) clientIn(m string) *http.Client {
+	return &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := l.inNS("C", func() (err error) {
+			err := l.inNS(m, func() (err error) {
 				c, err = (&net.Dialer{Timeout: 250 * time.Millisecond}).DialContext(ctx, network, addr)
 				return err
 			})
 			return c, err
 		}}}
-	return l
 }
 
 func (l *lab) peers() []string {
@@ -425,15 +430,14 @@ func TestLabSplitBrain(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var st status
-		err := l.inNS("A", func() error {
-			c := &http.Client{Timeout: time.Second}
-			resp, err := c.Get("http://127.0.0.1:8080/cmcd/pair/status")
+		err := func() error {
+			resp, err := l.clientIn("A").Get("http://127.0.0.1:8080/cmcd/pair/status")
 			if err != nil {
 				return err
 			}
 			defer resp.Body.Close()
 			return json.NewDecoder(resp.Body).Decode(&st)
-		})
+		}()
 		if err == nil && st.Role != "active" && !st.HoldsAddress {
 			break
 		}
