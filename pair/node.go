@@ -102,14 +102,15 @@ type Node struct {
 	rmu sync.RWMutex
 	r   *raft.Raft
 
-	mu           sync.Mutex
-	role         Role
-	since        time.Time // when the current role began
-	lastTakeover time.Duration
-	transferred  bool // the D7 transfer was tried
-	fences       int
-	takeovers    int // times this node became active
-	lastTransfer time.Time
+	mu             sync.Mutex
+	role           Role
+	since          time.Time // when the current role began
+	lastTakeover   time.Duration
+	transferred    bool // the D7 transfer was tried
+	fences         int
+	takeovers      int  // times this node became active
+	sawOtherLeader bool // another module was active before: not a power-up formation
+	lastTransfer   time.Time
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -320,6 +321,11 @@ func (n *Node) reconcile() {
 	r := n.raft()
 	leader := r.State() == raft.Leader
 	role := n.Role()
+	if _, id := r.LeaderWithID(); id != "" && string(id) != n.cfg.ID {
+		n.mu.Lock()
+		n.sawOtherLeader = true
+		n.mu.Unlock()
+	}
 	if n.self.Witness {
 		// The witness only breaks ties: when it wins an election (its
 		// timer fired first), it hands leadership to a module at once.
@@ -419,7 +425,7 @@ func (n *Node) takeover(r *raft.Raft) {
 func (n *Node) maybeTransferToPreset(r *raft.Raft) {
 	preset := n.preset()
 	n.mu.Lock()
-	formation := n.takeovers == 1 && n.fences == 0
+	formation := n.takeovers == 1 && n.fences == 0 && !n.sawOtherLeader
 	n.mu.Unlock()
 	if preset == n.cfg.ID || n.transferred || !formation || time.Since(n.started) > n.cfg.PresetWindow {
 		return

@@ -198,9 +198,9 @@ func TestWitnessFailover(t *testing.T) {
 	for _, id := range []string{"A", "B", "W"} {
 		c.start(id)
 	}
-	act := c.active(20 * time.Second)
+	c.active(20 * time.Second)
 	waitFor(t, "preset module B active (D7)", 20*time.Second, func() bool { return c.active(20*time.Second).cfg.ID == "B" })
-	act = c.active(time.Second)
+	act := c.active(time.Second)
 	var acked []string
 	for i := 0; i < 200; i++ {
 		k := fmt.Sprintf("kv/w%03d", i)
