@@ -31,6 +31,7 @@ type Config struct {
 	NodeCredentials string `json:"nodeCredentials"`
 	Sim             SimConfig
 	Firmware        FirmwareConfig `json:"firmware"`
+	Pair            PairConfig     `json:"pair"` // redundant pair (daemon/pair.go); empty: none
 }
 
 // SimConfig shapes the simulated chassis (--board sim).

@@ -93,8 +93,17 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pm, err := startPair(c, eng, acct, log)
+	if err != nil {
+		return err
+	}
+	defer pm.Close()
 	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts, Firmware: fw})
-	stopWeb, err := serveRedfish(c, web.Mount(rf), log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
+	var handler http.Handler = web.Mount(rf)
+	if pm != nil {
+		handler = pm.Handler(handler)
+	}
+	stopWeb, err := serveRedfish(c, handler, log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
 	if err != nil {
 		rf.Close()
 		return err

@@ -21,6 +21,7 @@ import (
 const usage = `usage:
   cmcd run     --data DIR [--board sim] [--config FILE] [--sync-interval DUR] [flags]
   cmcd verify  --data DIR
+  cmcd witness --data DIR --id W --listen ADDR --peer ID=ADDR[,ADDR][;witness] ...
   cmcd image   keygen|build|sign|inspect|install|status|activate ...
   cmcd version
 Run "cmcd run -h" for every flag.
@@ -34,6 +35,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		os.Exit(run(os.Args[2:]))
+	case "witness":
+		os.Exit(witness(os.Args[2:]))
 	case "verify":
 		os.Exit(verify(os.Args[2:]))
 	case "image":
@@ -80,6 +83,7 @@ func run(args []string) int {
 	fillSEL := fs.Int("sim-fill-sel", 0, "simulated chassis: entries each node SEL holds at start")
 	simNodeIPMI := fs.Bool("sim-node-ipmi", c.Sim.NodeIPMI, "simulated chassis: serve each node with a simulated BMC on loopback and read the nodes over IPMI")
 	nodeCreds := fs.String("node-credentials", "", "node BMC credentials file (JSON, mode 0600): read the nodes over IPMI from these BMCs")
+	applyPair := daemon.PairFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -139,6 +143,10 @@ func run(args []string) int {
 			c.Firmware.BootLimit = *bootLimit
 		}
 	})
+	if err := applyPair(&c); err != nil {
+		fmt.Fprintln(os.Stderr, "cmcd:", err)
+		return 2
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "cmcd: --log-level %q: want debug, info, warn or error\n", c.LogLevel)

@@ -1,0 +1,581 @@
+package pair
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Role is a voter's role in the pair.
+type Role string
+
+const (
+	RoleActive  Role = "active"  // raft leader holding the floating address: serves writes
+	RoleStandby Role = "standby" // follower module: applies the log, may serve reads when in sync
+	RoleWitness Role = "witness" // the third voter: stores the log, applies nothing
+)
+
+// ErrNotActive is returned by Put on a module that is not the active one.
+var ErrNotActive = errors.New("pair: this module is not the active one; send writes to the floating address")
+
+// Peer is one voter.
+type Peer struct {
+	ID      string   `json:"id"`
+	Addrs   []string `json:"addrs"` // every path to it: management address first, then the sync link
+	Witness bool     `json:"witness,omitempty"`
+}
+
+// Timing holds the failure-detection settings. Raft's follower starts an
+// election after Heartbeat..2*Heartbeat without contact; a leader steps
+// down after Lease without hearing a quorum (Lease < Heartbeat, so an
+// isolated active gives up its role before a new one can be elected).
+type Timing struct {
+	Heartbeat time.Duration
+	Election  time.Duration
+	Lease     time.Duration
+	Commit    time.Duration
+	Transport time.Duration // per-RPC network timeout
+}
+
+// DefaultTiming is tuned for a takeover well under a second on a loaded
+// 2-core CMC.
+func DefaultTiming() Timing {
+	return Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond,
+		Lease: 150 * time.Millisecond, Commit: 5 * time.Millisecond, Transport: 150 * time.Millisecond}
+}
+
+// Config configures a Node.
+type Config struct {
+	ID     string
+	Dir    string   // raft log (raft.db) and snapshots
+	Listen []string // local addresses raft listens on (one per path)
+	Peers  []Peer   // every voter, this one included
+	// Preset is the module that takes the active role at power-up when
+	// both modules are up within PresetWindow of this node's start (D7);
+	// empty: the first module of Peers.
+	Preset       string
+	PresetWindow time.Duration // default 60s
+	Sealer       *Sealer       // modules: the pair key; nil on the witness
+	Sink         Sink          // modules: where replicated values are applied
+	Fencer       Fencer        // fences a peer module (required in two-node mode)
+	Address      AddressHolder // the floating address; nil: none
+	Timing       Timing        // zero: DefaultTiming
+	// FenceDelay: in two-node mode the non-preset module waits this long
+	// before fencing, so that in a split both modules do not fence each
+	// other at once (Pacemaker's priority-fencing-delay). Default 1s.
+	FenceDelay time.Duration
+	// StartGrace: in two-node mode, no fencing in the first StartGrace
+	// after start, so a restarted module rejoins instead of fencing the
+	// survivor. Default 5s.
+	StartGrace        time.Duration
+	SnapshotThreshold uint64 // log entries between snapshots (default 1024)
+	TrailingLogs      uint64 // entries kept after a snapshot (default 256)
+	Log               *slog.Logger
+	// OnRole is called after every role change (after the address is
+	// held, or after it was released).
+	OnRole func(Role)
+}
+
+// Node is one voter of the pair.
+type Node struct {
+	cfg     Config
+	self    Peer
+	twoNode bool
+	fsm     *FSM
+	logs    *boltStore
+	snaps   raft.SnapshotStore
+	trans   *raft.NetworkTransport
+	stream  *pathStream
+	rconf   *raft.Config
+	log     *slog.Logger
+	started time.Time
+
+	rmu sync.RWMutex
+	r   *raft.Raft
+
+	mu             sync.Mutex
+	role           Role
+	since          time.Time // when the current role began
+	lastTakeover   time.Duration
+	transferred    bool // the D7 transfer was tried
+	fences         int
+	takeovers      int  // times this node became active
+	sawOtherLeader bool // another module was active before: not a power-up formation
+	lastTransfer   time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Start opens (or creates and bootstraps) the node's raft state and joins
+// the pair.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming()
+	}
+	if cfg.PresetWindow == 0 {
+		cfg.PresetWindow = time.Minute
+	}
+	if cfg.FenceDelay == 0 {
+		cfg.FenceDelay = time.Second
+	}
+	if cfg.StartGrace == 0 {
+		cfg.StartGrace = 5 * time.Second
+	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = 1024
+	}
+	if cfg.TrailingLogs == 0 {
+		cfg.TrailingLogs = 256
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: cfg.Log.With("pair", cfg.ID), started: time.Now(), stop: make(chan struct{})}
+	if err := n.check(); err != nil {
+		return nil, err
+	}
+	if n.self.Witness {
+		n.role = RoleWitness
+	} else {
+		n.role = RoleStandby
+	}
+	n.since = time.Now()
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pair: %w", err)
+	}
+	var err error
+	if n.logs, err = openBoltStore(filepath.Join(cfg.Dir, "raft.db")); err != nil {
+		return nil, err
+	}
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, hclogFor(n.log, "raft-snap")); err != nil {
+		n.logs.Close()
+		return nil, fmt.Errorf("pair: snapshots: %w", err)
+	}
+	if n.trans, n.stream, err = newTransport(cfg.Listen, cfg.Timing.Transport, n.log); err != nil {
+		n.logs.Close()
+		return nil, err
+	}
+	n.fsm = NewFSM(cfg.Sealer, cfg.Sink, n.log)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.Timing.Heartbeat
+	rc.ElectionTimeout = cfg.Timing.Election
+	rc.LeaderLeaseTimeout = cfg.Timing.Lease
+	rc.CommitTimeout = cfg.Timing.Commit
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.SnapshotInterval = 5 * time.Second
+	rc.Logger = hclogFor(n.log, "raft")
+	n.rconf = rc
+	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		n.close()
+		return nil, fmt.Errorf("pair: %w", err)
+	}
+	if !has {
+		var conf raft.Configuration
+		for _, p := range cfg.Peers {
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID),
+				Address: raft.ServerAddress(multiAddr(p.Addrs).String())})
+		}
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, n.snaps, n.trans, conf); err != nil {
+			n.close()
+			return nil, fmt.Errorf("pair: bootstrap: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
+	if err != nil {
+		n.close()
+		return nil, fmt.Errorf("pair: %w", err)
+	}
+	n.r = r
+	n.wg.Add(1)
+	go n.roleLoop()
+	if n.twoNode && !n.self.Witness {
+		n.wg.Add(1)
+		go n.watchdog()
+	}
+	n.log.Info("pair: started", "id", cfg.ID, "listen", cfg.Listen, "witness", n.self.Witness, "twoNode", n.twoNode,
+		"existingState", has)
+	return n, nil
+}
+
+func (n *Node) check() error {
+	c := n.cfg
+	if c.ID == "" || c.Dir == "" || len(c.Listen) == 0 {
+		return errors.New("pair: node ID, directory and listen address are required")
+	}
+	found, witnesses, modules := false, 0, 0
+	ids := map[string]bool{}
+	for _, p := range c.Peers {
+		if p.ID == "" || len(p.Addrs) == 0 || ids[p.ID] {
+			return fmt.Errorf("pair: peer %q: empty or duplicate ID, or no address", p.ID)
+		}
+		ids[p.ID] = true
+		if p.ID == c.ID {
+			found, n.self = true, p
+		}
+		if p.Witness {
+			witnesses++
+		} else {
+			modules++
+		}
+	}
+	switch {
+	case !found:
+		return fmt.Errorf("pair: this node %q is not among the peers", c.ID)
+	case modules != 2 || witnesses > 1:
+		return fmt.Errorf("pair: want two modules and at most one witness, got %d and %d", modules, witnesses)
+	case !n.self.Witness && c.Sealer == nil:
+		return errors.New("pair: a module needs the pair key")
+	}
+	n.twoNode = witnesses == 0
+	if n.twoNode && !n.self.Witness && c.Fencer == nil {
+		return errors.New("pair: two-node mode (no witness) needs a fencer: a survivor takes over only after fencing its peer")
+	}
+	if c.Preset != "" && !slices.ContainsFunc(c.Peers, func(p Peer) bool { return p.ID == c.Preset && !p.Witness }) {
+		return fmt.Errorf("pair: preset module %q is not a module of the pair", c.Preset)
+	}
+	return nil
+}
+
+func (n *Node) preset() string {
+	if n.cfg.Preset != "" {
+		return n.cfg.Preset
+	}
+	for _, p := range n.cfg.Peers {
+		if !p.Witness {
+			return p.ID
+		}
+	}
+	return ""
+}
+
+// peerModule returns the other module.
+func (n *Node) peerModule() Peer {
+	for _, p := range n.cfg.Peers {
+		if !p.Witness && p.ID != n.cfg.ID {
+			return p
+		}
+	}
+	return Peer{}
+}
+
+func (n *Node) raft() *raft.Raft {
+	n.rmu.RLock()
+	defer n.rmu.RUnlock()
+	return n.r
+}
+
+// Role returns the node's current role.
+func (n *Node) Role() Role {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.role
+}
+
+// FSM returns the replicated state machine.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+func (n *Node) setRole(r Role) {
+	n.mu.Lock()
+	changed := n.role != r
+	n.role, n.since = r, time.Now()
+	n.mu.Unlock()
+	if changed {
+		n.log.Info("pair: role", "role", r)
+		if n.cfg.OnRole != nil {
+			n.cfg.OnRole(r)
+		}
+	}
+}
+
+func (n *Node) roleLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		n.reconcile()
+	}
+}
+
+// reconcile moves the role toward raft's state: a module that became
+// leader takes the address and becomes active; one that lost leadership
+// releases the address first, then becomes standby.
+func (n *Node) reconcile() {
+	r := n.raft()
+	leader := r.State() == raft.Leader
+	role := n.Role()
+	if _, id := r.LeaderWithID(); id != "" && string(id) != n.cfg.ID {
+		n.mu.Lock()
+		n.sawOtherLeader = true
+		n.mu.Unlock()
+	}
+	if n.self.Witness {
+		// The witness only breaks ties: when it wins an election (its
+		// timer fired first), it hands leadership to a module at once.
+		// (A slower witness timer would not help: a voter refuses votes
+		// while it still hears a leader, so the module's election would
+		// wait for the witness's timer anyway.)
+		if leader && time.Since(n.lastTransfer) > 4*n.cfg.Timing.Election {
+			n.lastTransfer = time.Now()
+			n.log.Info("pair: witness is leader; handing leadership to a module")
+			go r.LeadershipTransfer()
+		}
+		return
+	}
+	switch {
+	case leader && role != RoleActive:
+		n.takeover(r)
+	case !leader && role == RoleActive:
+		n.stepDown("lost leadership")
+	case leader && role == RoleActive:
+		n.maybeTransferToPreset(r)
+		if n.twoNode {
+			n.maybeReadd(r)
+		}
+	}
+}
+
+func (n *Node) stepDown(why string) {
+	if n.cfg.Address != nil {
+		if err := n.cfg.Address.Release(); err != nil {
+			n.log.Error("pair: release floating address", "err", err)
+		}
+	}
+	n.log.Info("pair: stepping down", "why", why)
+	n.setRole(RoleStandby)
+}
+
+// takeover runs when this module became raft leader: it waits until every
+// committed entry is applied (Barrier), makes sure nobody else answers for
+// the floating address (fencing the other module when something does),
+// takes the address and becomes active.
+func (n *Node) takeover(r *raft.Raft) {
+	t0 := time.Now()
+	if err := r.Barrier(5 * n.cfg.Timing.Election).Error(); err != nil {
+		n.log.Warn("pair: leader barrier", "err", err)
+		return
+	}
+	if a := n.cfg.Address; a != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for attempt := 0; ; attempt++ {
+			inUse, err := a.Probe(ctx)
+			if err != nil {
+				n.log.Error("pair: duplicate-address probe", "err", err)
+				return
+			}
+			if !inUse {
+				break
+			}
+			if attempt > 0 || n.cfg.Fencer == nil {
+				n.log.Error("pair: floating address still answered by another host; not taking it")
+				return
+			}
+			peer := n.peerModule().ID
+			n.log.Warn("pair: floating address answered by another host; fencing the other module", "peer", peer)
+			if err := n.cfg.Fencer.Fence(ctx, peer); err != nil {
+				n.log.Error("pair: fence failed; not taking the address", "err", err)
+				return
+			}
+			n.mu.Lock()
+			n.fences++
+			n.mu.Unlock()
+		}
+		if r.State() != raft.Leader {
+			return
+		}
+		if err := a.Acquire(ctx); err != nil {
+			n.log.Error("pair: take floating address", "err", err)
+			a.Release()
+			return
+		}
+	}
+	if r.State() != raft.Leader {
+		n.stepDown("lost leadership during takeover")
+		return
+	}
+	n.mu.Lock()
+	n.lastTakeover = time.Since(t0)
+	n.takeovers++
+	n.mu.Unlock()
+	n.log.Info("pair: active", "takeoverWork", time.Since(t0))
+	n.setRole(RoleActive)
+}
+
+// maybeTransferToPreset implements D7: when both modules are up within
+// the power-up window and this one is not the preset one, it hands the
+// active role to the preset module once that one is caught up.
+func (n *Node) maybeTransferToPreset(r *raft.Raft) {
+	preset := n.preset()
+	n.mu.Lock()
+	formation := n.takeovers == 1 && n.fences == 0 && !n.sawOtherLeader
+	n.mu.Unlock()
+	if preset == n.cfg.ID || n.transferred || !formation || time.Since(n.started) > n.cfg.PresetWindow {
+		return
+	}
+	var target Peer
+	for _, p := range n.cfg.Peers {
+		if p.ID == preset {
+			target = p
+		}
+	}
+	// Only a preset module that is up: it must answer on a path.
+	c, err := n.stream.Dial(raft.ServerAddress(multiAddr(target.Addrs).String()), n.cfg.Timing.Transport)
+	if err != nil {
+		return
+	}
+	c.Close()
+	n.transferred = true
+	n.log.Info("pair: power-up: handing the active role to the preset module", "preset", preset)
+	n.stepDown("leadership transfer to the preset module")
+	if err := r.LeadershipTransferToServer(raft.ServerID(preset), raft.ServerAddress(multiAddr(target.Addrs).String())).Error(); err != nil {
+		n.log.Warn("pair: leadership transfer failed; staying active", "err", err)
+	}
+}
+
+// Put replicates value into slot and returns once the entry is committed
+// on a quorum and applied on this module (H3). Only the active module
+// takes writes (D3).
+func (n *Node) Put(ctx context.Context, slot string, value []byte) (index uint64, err error) {
+	if n.self.Witness || n.Role() != RoleActive {
+		return 0, ErrNotActive
+	}
+	data, err := json.Marshal(command{Slot: slot, Sealed: n.cfg.Sealer.Seal(slot, value)})
+	if err != nil {
+		return 0, err
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raft().Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w (%v)", ErrNotActive, err)
+		}
+		return 0, fmt.Errorf("pair: replicate %s: %w", slot, err)
+	}
+	res, _ := f.Response().(applied)
+	return res.index, res.err
+}
+
+// ReadLag says how far a standby is behind.
+type ReadLag struct {
+	Entries     uint64        `json:"entries"`     // commit index known from the active - applied index
+	LastContact time.Duration `json:"lastContact"` // since the active was last heard
+}
+
+// CanServeReads reports whether this module may answer reads from its
+// local state (D1, D2): the active always; a standby only while it hears
+// the active (within one heartbeat timeout, so the commit index it knows
+// is fresh) and has applied everything the active committed.
+func (n *Node) CanServeReads() (bool, ReadLag) {
+	if n.self.Witness {
+		return false, ReadLag{}
+	}
+	r := n.raft()
+	if n.Role() == RoleActive {
+		return r.State() == raft.Leader, ReadLag{}
+	}
+	commit, appliedIdx := r.CommitIndex(), r.AppliedIndex()
+	lag := ReadLag{LastContact: time.Since(r.LastContact())}
+	if commit > appliedIdx {
+		lag.Entries = commit - appliedIdx
+	}
+	_, leader := r.LeaderWithID()
+	ok := leader != "" && r.State() == raft.Follower && lag.LastContact < n.cfg.Timing.Heartbeat && lag.Entries == 0
+	return ok, lag
+}
+
+// Status is a node's view of the pair.
+type Status struct {
+	ID            string        `json:"id"`
+	Role          Role          `json:"role"`
+	RoleSince     time.Time     `json:"roleSince"`
+	RaftState     string        `json:"raftState"`
+	Leader        string        `json:"leader"`
+	Term          string        `json:"term"`
+	CommitIndex   uint64        `json:"commitIndex"`
+	AppliedIndex  uint64        `json:"appliedIndex"`
+	Fingerprint   string        `json:"fingerprint"`
+	Slots         int           `json:"slots"`
+	CanServeReads bool          `json:"canServeReads"`
+	Lag           ReadLag       `json:"lag"`
+	HoldsAddress  bool          `json:"holdsAddress"`
+	TwoNode       bool          `json:"twoNode"`
+	Fences        int           `json:"fences"`
+	TakeoverWork  time.Duration `json:"takeoverWork"` // barrier + probe + fence + address, last takeover
+	SinkErrors    int           `json:"sinkErrors"`
+}
+
+// Status returns the node's state.
+func (n *Node) Status() Status {
+	r := n.raft()
+	_, leader := r.LeaderWithID()
+	fp, _ := n.fsm.Fingerprint()
+	ok, lag := n.CanServeReads()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := Status{ID: n.cfg.ID, Role: n.role, RoleSince: n.since, RaftState: r.State().String(), Leader: string(leader),
+		Term: r.Stats()["term"], CommitIndex: r.CommitIndex(), AppliedIndex: r.AppliedIndex(), Fingerprint: fp,
+		Slots: len(n.fsm.Slots()), CanServeReads: ok, Lag: lag, TwoNode: n.twoNode, Fences: n.fences,
+		TakeoverWork: n.lastTakeover, SinkErrors: n.fsm.SinkErrors()}
+	if n.cfg.Address != nil {
+		st.HoldsAddress = n.cfg.Address.Held()
+	}
+	return st
+}
+
+// TransferLeadership hands the active role to the other module (a
+// ForceFailover): the address is released first.
+func (n *Node) TransferLeadership() error {
+	if n.Role() != RoleActive {
+		return ErrNotActive
+	}
+	peer := n.peerModule()
+	n.stepDown("forced failover")
+	return n.raft().LeadershipTransferToServer(raft.ServerID(peer.ID), raft.ServerAddress(multiAddr(peer.Addrs).String())).Error()
+}
+
+// Close leaves the pair: the address is released, raft stops.
+func (n *Node) Close() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+	}
+	close(n.stop)
+	n.wg.Wait()
+	if n.Role() == RoleActive && n.cfg.Address != nil {
+		n.cfg.Address.Release()
+	}
+	err := n.raft().Shutdown().Error()
+	n.close()
+	return err
+}
+
+func (n *Node) close() {
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.logs != nil {
+		n.logs.Close()
+	}
+}

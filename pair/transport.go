@@ -1,0 +1,186 @@
+package pair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// multiAddr is a voter's address in the raft configuration: every path to
+// it, comma-separated (management network first, then the sync link).
+type multiAddr []string
+
+func (m multiAddr) Network() string { return "tcp" }
+func (m multiAddr) String() string  { return strings.Join(m, ",") }
+
+// pathStream is raft's StreamLayer over several independent paths (V1: the
+// management network and the dedicated A-B sync link). It listens on every
+// local address and dials every address of a peer at once, keeping the
+// first connection that opens; when one path fails, raft's next
+// connection simply takes the other. So a peer looks silent — and a
+// takeover can start — only when all paths are silent.
+type pathStream struct {
+	local multiAddr
+	lns   []net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPathStream(addrs []string) (*pathStream, error) {
+	s := &pathStream{local: addrs, conns: make(chan net.Conn), done: make(chan struct{})}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("pair: listen %s: %w", a, err)
+		}
+		s.lns = append(s.lns, ln)
+		go s.accept(ln)
+	}
+	return s, nil
+}
+
+func (s *pathStream) accept(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		select {
+		case s.conns <- c:
+		case <-s.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+func (s *pathStream) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *pathStream) Close() error {
+	s.once.Do(func() {
+		close(s.done)
+		for _, ln := range s.lns {
+			ln.Close()
+		}
+	})
+	return nil
+}
+
+func (s *pathStream) Addr() net.Addr { return s.local }
+
+// Dial opens a connection over every path of address at once and returns
+// the first that succeeds.
+func (s *pathStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	paths := strings.Split(string(address), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	out := make(chan res, len(paths))
+	for _, p := range paths {
+		go func(p string) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", p)
+			out <- res{c, err}
+		}(p)
+	}
+	var errs []error
+	var won net.Conn
+	for range paths {
+		r := <-out
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case won == nil:
+			won = r.c
+			cancel() // stop the slower paths
+			if tc, ok := won.(*net.TCPConn); ok {
+				tc.SetNoDelay(true)
+			}
+		default:
+			r.c.Close()
+		}
+		if won != nil {
+			// The others finish (and are closed) in the background.
+			go func(n int) {
+				for i := 0; i < n; i++ {
+					if r := <-out; r.c != nil {
+						r.c.Close()
+					}
+				}
+			}(len(paths) - 1 - len(errs))
+			return won, nil
+		}
+	}
+	return nil, fmt.Errorf("pair: no path to %s: %w", address, errors.Join(errs...))
+}
+
+// newTransport returns raft's network transport over the paths.
+func newTransport(addrs []string, timeout time.Duration, log *slog.Logger) (*raft.NetworkTransport, *pathStream, error) {
+	st, err := newPathStream(addrs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  st,
+		MaxPool: 3,
+		Timeout: timeout,
+		Logger:  hclogFor(log, "raft-net"),
+	}), st, nil
+}
+
+// hclogFor routes raft's hclog output into slog.
+func hclogFor(log *slog.Logger, name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: name, Output: slogWriter{log}, Level: hclog.Info, DisableTime: true})
+}
+
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	lvl := slog.LevelInfo
+	switch {
+	case strings.Contains(msg, "[ERROR]"):
+		lvl = slog.LevelError
+	case strings.Contains(msg, "[WARN]"):
+		lvl = slog.LevelWarn
+	case strings.Contains(msg, "[DEBUG]"), strings.Contains(msg, "[TRACE]"):
+		lvl = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), lvl, msg)
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}
