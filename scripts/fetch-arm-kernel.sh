@@ -18,7 +18,9 @@ set -euo pipefail
 
 cache=${CMCD_CACHE:-${HOME:-/root}/.cache/cmcd}/arm-kernel
 stamp=$cache/complete
-if [ -f "$stamp" ] && [ -f "$cache/vmlinuz" ] && [ -f "$cache/cmc-tacoma.dtb" ]; then
+# Bump when the derived files (the device tree's layout, the module set) change.
+layout=2
+if [ -f "$stamp" ] && grep -qx "layout=$layout" "$stamp" && [ -f "$cache/vmlinuz" ] && [ -f "$cache/cmc-tacoma.dtb" ]; then
 	echo "$cache"
 	exit 0
 fi
@@ -98,8 +100,8 @@ for chip in 0 1; do
 	# fdtput -c puts a new node first, so the partitions are created last to first.
 	# name   offset     size
 	tac <<-'EOF' | while read -r name off size; do
-		u-boot     0x0       0xe0000
-		u-boot-env 0xe0000   0x20000
+		u-boot     0x0       0xc0000
+		u-boot-env 0xc0000   0x40000
 		kernel     0x100000  0x900000
 		rofs       0xa00000  0x1e00000
 		rwfs       0x2800000 0x1800000
@@ -111,7 +113,7 @@ for chip in 0 1; do
 done
 dtc -I dtb -O dts "$dtb" 2>/dev/null | awk '/spi@1e620000 {/,/spi@1e630000 {/' >"$cache.new/cmc-tacoma-fmc.dts"
 
-date -u +%FT%TZ >"$cache.new/complete"
+printf 'layout=%s\nfetched=%s\n' "$layout" "$(date -u +%FT%TZ)" >"$cache.new/complete"
 rm -rf "$cache"
 mv "$cache.new" "$cache"
 echo "fetch-arm-kernel: $pkg ready in $cache" >&2

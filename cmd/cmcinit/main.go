@@ -16,7 +16,8 @@
 //	cmcinit.time=UNIXSECS   set the clock first (the emulated CMC has no RTC driver)
 //	cmcinit.verify          run "cmcd verify" on the data areas before cmcd starts
 //	cmcinit.showpw          print the generated initial admin password (emulated CMC only)
-//	cmcinit.shell           exit to the kernel instead of starting cmcd (debugging)
+//	cmcinit.stats=SECS      print cmcd's resident memory (VmRSS) every SECS seconds
+//	cmcinit.shell           do not start cmcd (debugging)
 package main
 
 import (
@@ -178,8 +179,15 @@ func supervise() {
 			continue
 		}
 		logf("cmcd started, pid %d", cmd.Process.Pid)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		done, exited := make(chan error, 1), make(chan struct{})
+		go func() {
+			err := cmd.Wait()
+			close(exited)
+			done <- err
+		}()
+		if secs, err := strconv.Atoi(opt["stats"]); err == nil && secs > 0 {
+			go stats(cmd.Process.Pid, time.Duration(secs)*time.Second, exited)
+		}
 		select {
 		case err := <-done:
 			logf("cmcd exited: %v; restarting in 2 s", err)
@@ -214,4 +222,26 @@ func showPassword() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	logf("no initial admin password in %s after 60 s", p)
+}
+
+// stats prints cmcd's VmRSS every period until it exits.
+func stats(pid int, period time.Duration, exited <-chan struct{}) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-exited:
+			return
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				logf("cmcd pid %d %s", pid, strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
 }

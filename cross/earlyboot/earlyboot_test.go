@@ -10,7 +10,7 @@ import (
 // the CMC device tree's partitions).
 const procMTD = `dev:    size   erasesize  name
 mtd0: 000e0000 00040000 "u-boot"
-mtd1: 00020000 00040000 "u-boot-env"
+mtd1: 00040000 00040000 "u-boot-env"
 mtd2: 00900000 00040000 "kernel"
 mtd3: 01e00000 00040000 "rofs"
 mtd4: 01800000 00040000 "rwfs"
@@ -33,6 +33,9 @@ func TestParseProcMTD(t *testing.T) {
 	}
 	if err := CheckUBI(m); err != nil {
 		t.Errorf("alt-rwfs refused for UBI: %v", err)
+	}
+	if m, _ := FindMTD(l, "u-boot-env"); m.Num != 1 || m.Size != 256<<10 {
+		t.Errorf("size equal to erase size: %+v", m)
 	}
 	m, _ = FindMTD(l, "bmc 4k")
 	if m.Num != 10 || m.Size != 128<<20 {

@@ -48,7 +48,10 @@ func ParseProcMTD(r io.Reader) ([]MTD, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("/proc/mtd line %d: %q: size and erasesize must be hex", line, t)
 		}
-		name := strings.TrimSpace(rest[strings.Index(rest, f[1])+len(f[1]):])
+		// The name is what follows the second field; it may hold spaces.
+		_, tail, _ := strings.Cut(strings.TrimSpace(rest), f[0])
+		_, tail, _ = strings.Cut(strings.TrimSpace(tail), f[1])
+		name := strings.TrimSpace(tail)
 		if len(name) < 2 || name[0] != '"' || name[len(name)-1] != '"' {
 			return nil, fmt.Errorf("/proc/mtd line %d: %q: name must be quoted", line, t)
 		}
