@@ -138,7 +138,6 @@ type booted struct {
 	password string
 	bootTime time.Duration
 	v        *rfschema.Validator
-	console  string
 }
 
 // bootCMC boots the CMC and waits for its Redfish service.
