@@ -208,6 +208,7 @@ func (c Config) Args() []string {
 // Machine is a running emulated CMC.
 type Machine struct {
 	cmd     *exec.Cmd
+	qmp     string // QMP socket
 	Started time.Time
 
 	mu      sync.Mutex
@@ -220,7 +221,13 @@ type Machine struct {
 // Boot starts QEMU with the serial console captured (also copied to log,
 // if not nil, line by line).
 func Boot(c Config, log io.Writer) (*Machine, error) {
-	args := append(c.Args(), "-display", "none", "-monitor", "none", "-serial", "stdio")
+	qmpDir, err := os.MkdirTemp("", "cmcd-qmp")
+	if err != nil {
+		return nil, err
+	}
+	qmp := filepath.Join(qmpDir, "qmp.sock")
+	args := append(c.Args(), "-display", "none", "-monitor", "none", "-serial", "stdio",
+		"-qmp", "unix:"+qmp+",server=on,wait=off")
 	cmd := exec.Command("qemu-system-arm", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
@@ -228,7 +235,7 @@ func Boot(c Config, log io.Writer) (*Machine, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	m := &Machine{cmd: cmd, changed: make(chan struct{}), done: make(chan struct{})}
+	m := &Machine{cmd: cmd, qmp: qmp, changed: make(chan struct{}), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start qemu-system-arm: %w", err)
 	}
@@ -253,6 +260,7 @@ func Boot(c Config, log io.Writer) (*Machine, error) {
 			}
 		}
 		m.waitErr = cmd.Wait()
+		os.RemoveAll(qmpDir)
 		close(m.done)
 	}()
 	return m, nil
@@ -268,23 +276,34 @@ func (m *Machine) Console() string {
 // WaitConsole waits until the console matches re and returns the
 // submatches of the first match; it fails when QEMU exits or ctx ends.
 func (m *Machine) WaitConsole(ctx context.Context, re *regexp.Regexp) ([]string, error) {
+	var sub []string
+	err := m.WaitFor(ctx, re.String(), func(con string) bool {
+		sub = re.FindStringSubmatch(con)
+		return sub != nil
+	})
+	return sub, err
+}
+
+// WaitFor waits until ok(console) holds; what names the condition in the
+// error. It fails when QEMU exits or ctx ends.
+func (m *Machine) WaitFor(ctx context.Context, what string, ok func(console string) bool) error {
 	for {
 		m.mu.Lock()
-		sub := re.FindStringSubmatch(m.console.String())
+		con := m.console.String()
 		ch := m.changed
 		m.mu.Unlock()
-		if sub != nil {
-			return sub, nil
+		if ok(con) {
+			return nil
 		}
 		select {
 		case <-ch:
 		case <-m.done:
-			if sub := re.FindStringSubmatch(m.Console()); sub != nil {
-				return sub, nil
+			if ok(m.Console()) {
+				return nil
 			}
-			return nil, fmt.Errorf("QEMU exited (%v) before the console showed %q", m.waitErr, re)
+			return fmt.Errorf("QEMU exited (%v) before the console showed %s", m.waitErr, what)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("console did not show %q: %w", re, ctx.Err())
+			return fmt.Errorf("console did not show %s: %w", what, ctx.Err())
 		}
 	}
 }
@@ -298,6 +317,45 @@ func (m *Machine) Kill() {
 		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-m.done
+}
+
+// Freeze stops the guest's CPUs at once through QMP ("stop"), which also
+// waits until QEMU has handed every write the guest already made to the
+// flash images to the host: after Freeze, the image files hold exactly
+// what the guest's flash held at that instant, so Kill then behaves like
+// a power cut at the instant of Freeze (without it, writes QEMU still had
+// in flight would be lost, which real NOR flash does not do).
+func (m *Machine) Freeze() error {
+	conn, err := net.DialTimeout("unix", m.qmp, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("QMP: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	dec := json.NewDecoder(conn)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		return fmt.Errorf("QMP greeting: %w", err)
+	}
+	for _, c := range []string{"qmp_capabilities", "stop"} {
+		if _, err := fmt.Fprintf(conn, "{\"execute\":%q}\n", c); err != nil {
+			return err
+		}
+		for {
+			var r map[string]any
+			if err := dec.Decode(&r); err != nil {
+				return fmt.Errorf("QMP %s: %w", c, err)
+			}
+			if e, ok := r["error"]; ok {
+				return fmt.Errorf("QMP %s: %v", c, e)
+			}
+			if _, ok := r["return"]; ok {
+				break
+			}
+			// an event (e.g. STOP): read on
+		}
+	}
+	return nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

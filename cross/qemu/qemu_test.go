@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,8 +42,11 @@ func TestEmulatedCMC(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := DefaultCmcdConfig()
-	cfg["syncInterval"] = "24h"                // only SyncNow runs rounds during the test
-	cfg["Sim"] = map[string]any{"fillSel": 64} // both sync groups have records
+	cfg["syncInterval"] = "24h" // only SyncNow runs rounds during the test
+	// Both sync groups have records, and new SEL entries and faults make
+	// most 100 ms rounds of the power-cut phase write something.
+	cfg["Sim"] = map[string]any{"fillSel": 64, "selRate": 2.0, "faultRate": 0.5}
+	cfg["logLevel"] = "debug" // "round started": the power cuts aim at running rounds
 	prep := time.Now()
 	c, err := Prepare(root, dir, cfg, testLog{t})
 	if err != nil {
@@ -87,42 +91,189 @@ func TestEmulatedCMC(t *testing.T) {
 	t.Logf("boot 1: round %d committed primary -> backup, %d records written, categories %v", r1.ID, r1.Written, r1.Changed)
 	rss := b1.rss(t)
 
-	// The power cut: QEMU is killed, no shutdown.
-	b1.m.Kill()
-	checkFlashImage(t, c.Primary)
-	checkFlashImage(t, c.Backup)
+	// Power cuts in the middle of rounds: 100 ms rounds, QEMU frozen at a
+	// random instant and killed, then the next boot on the same flash
+	// images checks the data areas (CMCD_QEMU_POWERCUTS=N for more).
+	cuts := 1
+	if v := os.Getenv("CMCD_QEMU_POWERCUTS"); v != "" {
+		if cuts, err = strconv.Atoi(v); err != nil || cuts < 1 {
+			t.Fatalf("CMCD_QEMU_POWERCUTS=%q: want a count >= 1", v)
+		}
+	}
+	b := b1
+	recovered := 0
+	for cut := 1; cut <= cuts; cut++ {
+		last := b.cutMidRound(t, cut%2 == 1)
+		if cut == 1 {
+			checkFlashImage(t, c.Primary)
+			checkFlashImage(t, c.Backup)
+		}
+		b = bootCMC(t, c, v, "cmcinit.showpw cmcinit.verify")
+		if b.checkAfterCut(t, last) {
+			recovered++
+		}
+		t.Logf("power cut %d: last round logged as committed: %d; rounds cut so far: %d", cut, last, recovered)
+	}
+	r2 := b.syncNowChanged(t)
+	if r2.ID <= r1.ID {
+		t.Errorf("round id %d after the cuts does not continue after boot 1's %d", r2.ID, r1.ID)
+	}
+	fmt.Printf("SUMMARY emulated CMC (qemu tacoma-bmc, TCG): boot to Redfish %.1f s (erased flash), %.1f s (after a power cut, verify first); cmcd RSS %s; %d power cuts mid-round (%d cut a round), backup consistent after each\n",
+		b1.bootTime.Seconds(), b.bootTime.Seconds(), rss, cuts, recovered)
+}
 
-	// Boot 2: the same flash images.
-	b2 := bootCMC(t, c, v, "cmcinit.showpw cmcinit.verify")
-	con = b2.m.Console()
+// cutMidRound switches to 100 ms rounds, waits until rounds are running,
+// freezes the guest and kills QEMU: aimed, just after the console showed
+// a round start (0-20 ms later), else at a random instant. It returns the
+// newest round the console had logged as committed at the freeze.
+func (b *booted) cutMidRound(t *testing.T, aimed bool) uint64 {
+	t.Helper()
+	code, body := b.do(t, "PATCH", "/redfish/v1/Managers/CMC", `{"Oem":{"Cmcd":{"Sync":{"Configuration":{"interval":"100ms"}}}}}`)
+	if code != 200 {
+		t.Fatalf("PATCH interval 100ms: %d %s", code, body)
+	}
+	if err := b.v.Validate(body); err != nil {
+		t.Errorf("PATCH Manager reply: %v", err)
+	}
+	start := lastCommitted(b.m.Console())
+	if h := b.history(t); len(h) > 0 && h[0].ID > start {
+		start = h[0].ID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := b.m.WaitFor(ctx, fmt.Sprintf("round %d committed", start+3), func(con string) bool { return lastCommitted(con) >= start+3 })
+	if err != nil {
+		t.Fatalf("100 ms rounds did not run: %v", err)
+	}
+	if aimed {
+		// A round has started (its intent is durable) and not committed.
+		err := b.m.WaitFor(ctx, "a round start", func(con string) bool {
+			m := startedRE.FindAllStringSubmatch(con, -1)
+			if len(m) == 0 {
+				return false
+			}
+			n, _ := strconv.ParseUint(m[len(m)-1][1], 10, 64)
+			return n > lastCommitted(con) && n > start+3
+		})
+		if err != nil {
+			t.Fatalf("no round start to aim at: %v", err)
+		}
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+	} else {
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond) // a random instant, not a synchronisation
+	}
+	if err := b.m.Freeze(); err != nil {
+		t.Fatalf("freeze: %v", err)
+	}
+	last := lastCommitted(b.m.Console())
+	b.m.Kill()
+	return last
+}
+
+var startedRE = regexp.MustCompile(`msg="round started" round=(\d+)`)
+
+var committedRE = regexp.MustCompile(`msg="round (\d+) committed`)
+
+func lastCommitted(console string) uint64 {
+	var most uint64
+	for _, m := range committedRE.FindAllStringSubmatch(console, -1) {
+		if n, _ := strconv.ParseUint(m[1], 10, 64); n > most {
+			most = n
+		}
+	}
+	return most
+}
+
+// checkAfterCut checks a boot after a power cut: cmcd verify, run before
+// cmcd, passed, or found only an unfinished round, which cmcd then rolled
+// back and verified at start; the newest round logged as committed before
+// the cut is in the backup's journal. It reports whether a round was cut.
+func (b *booted) checkAfterCut(t *testing.T, lastLogged uint64) bool {
+	t.Helper()
+	con := b.m.Console()
 	for _, re := range []string{
-		`cmcinit: cmcd verify exit 0\n`,
 		`cmcinit: primary data area: .*\(existing volume, \d+ KiB\) on /data/primary`,
 		`cmcinit: backup data area: .*\(existing volume, \d+ KiB\) on /data/backup`,
 	} {
 		if !regexp.MustCompile(re).MatchString(con) {
-			t.Errorf("boot 2 console lacks %s", re)
+			t.Errorf("console after the cut lacks %s", re)
 		}
 	}
 	if strings.Contains(con, "default file-system created") {
-		t.Error("boot 2 created a new UBIFS: the data areas did not persist")
+		t.Error("a new UBIFS was created after the cut: the data areas did not persist")
 	}
-	hist = b2.history(t)
+	exit := regexp.MustCompile(`cmcinit: cmcd verify exit (-?\d+)\n`).FindStringSubmatch(con)
+	if exit == nil {
+		t.Fatal("no cmcd verify result on the console")
+	}
+	for _, l := range regexp.MustCompile(`cmcinit: verify: (verdict: .*|  backup: .*|  unfinished round: .*)\n`).FindAllStringSubmatch(con, -1) {
+		t.Logf("cmcd verify in the guest: %s", strings.TrimSpace(l[1]))
+	}
+	if l := regexp.MustCompile(`msg="recovered a cut round at start-up".*\n`).FindString(con); l != "" {
+		t.Logf("cmcd: %s", strings.TrimSpace(l))
+	}
+	cut := false
+	switch exit[1] {
+	case "0":
+	case "1":
+		// Allowed only for a round that started and did not commit.
+		problems := regexp.MustCompile(`cmcinit: verify:   (\S.*)\n`).FindAllStringSubmatch(con[strings.Index(con, "verdict: INCONSISTENT"):], -1)
+		for _, p := range problems {
+			if !regexp.MustCompile(`^backup: round \d+ started and did not commit: the journal needs recovery`).MatchString(p[1]) {
+				t.Errorf("cmcd verify after the cut: %s", p[1])
+			}
+		}
+		if len(problems) == 0 {
+			t.Errorf("cmcd verify exit 1 without problems listed")
+		}
+		m := b.get(t, "/redfish/v1/Managers/CMC")
+		raw, _ := json.Marshal(m["Oem"])
+		var oem struct {
+			Cmcd struct {
+				Sync struct {
+					State struct {
+						Recovered *struct {
+							Round    uint64 `json:"round"`
+							Base     uint64 `json:"base"`
+							Verified bool   `json:"verified"`
+						} `json:"recoveredAtStart"`
+					}
+				}
+			}
+		}
+		json.Unmarshal(raw, &oem)
+		rec := oem.Cmcd.Sync.State.Recovered
+		if rec == nil || !rec.Verified || rec.Base < lastLogged {
+			t.Errorf("after a cut round: recoveredAtStart = %+v, want a verified rollback to a base >= %d", rec, lastLogged)
+		}
+		cut = true
+	default:
+		t.Errorf("cmcd verify exit %s after the cut", exit[1])
+	}
+	hist := b.history(t)
 	found := false
 	for _, r := range hist {
-		if r.ID == r1.ID && r.Written == r1.Written && r.Source == "primary" && r.Dest == "backup" {
+		if r.ID == lastLogged && r.Source == "primary" && r.Dest == "backup" {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("boot 2: round %d of boot 1 not in the backup's journal: %+v", r1.ID, hist)
+		t.Errorf("round %d, logged as committed before the cut, is not in the backup's journal: %+v", lastLogged, hist)
 	}
-	r2 := b2.syncNow(t)
-	if r2.ID <= r1.ID {
-		t.Errorf("boot 2 round id %d does not continue after boot 1's %d", r2.ID, r1.ID)
+	return cut
+}
+
+// syncNowChanged runs SyncNow until a round copies something (a group
+// with no change commits nothing); rounds alternate between two groups.
+func (b *booted) syncNowChanged(t *testing.T) round {
+	t.Helper()
+	for range 4 {
+		if r, ok := b.trySyncNow(t); ok {
+			return r
+		}
 	}
-	fmt.Printf("SUMMARY emulated CMC (qemu tacoma-bmc, TCG): boot to Redfish %.1f s (boot 1, erased flash), %.1f s (boot 2, verify first); cmcd RSS %s; rounds %d and %d on the backup flash\n",
-		b1.bootTime.Seconds(), b2.bootTime.Seconds(), rss, r1.ID, r2.ID)
+	t.Fatal("four SyncNow rounds in a row changed nothing")
+	return round{}
 }
 
 type testLog struct{ t *testing.T }
@@ -247,6 +398,17 @@ type round struct {
 
 func (b *booted) syncNow(t *testing.T) round {
 	t.Helper()
+	r, ok := b.trySyncNow(t)
+	if !ok {
+		t.Fatal("SyncNow committed no round: nothing changed")
+	}
+	return r
+}
+
+// trySyncNow runs #Cmcd.SyncNow; ok is false when the round found nothing
+// to copy.
+func (b *booted) trySyncNow(t *testing.T) (round, bool) {
+	t.Helper()
 	code, body := b.do(t, "POST", "/redfish/v1/Managers/CMC/Actions/Oem/Cmcd.SyncNow", "{}")
 	if code != 200 {
 		t.Fatalf("SyncNow: %d %s", code, body)
@@ -270,9 +432,9 @@ func (b *booted) syncNow(t *testing.T) round {
 		}
 	}
 	if out.Oem.Cmcd.Round == nil {
-		t.Fatalf("SyncNow committed no round (unchanged=%v): %s", out.Oem.Cmcd.Unchanged, body)
+		return round{}, false
 	}
-	return *out.Oem.Cmcd.Round
+	return *out.Oem.Cmcd.Round, true
 }
 
 func (b *booted) history(t *testing.T) []round {
