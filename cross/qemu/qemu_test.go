@@ -25,12 +25,14 @@ const bootBudget = 3 * time.Minute
 // TestEmulatedCMC boots cmcd on the emulated AST2600 CMC with erased
 // primary and backup flash images, checks that both chips and their data
 // partitions appear and are mounted as UBIFS data areas, drives Redfish
-// from the host (Chassis, Manager, SyncNow), checks that the round copied
-// records primary -> backup, then cuts the power (kills QEMU), checks the
+// from the host (Chassis, Manager, SyncNow) and checks that the round
+// copied records primary -> backup. Then, with 100 ms rounds, it cuts the
+// power (QEMU frozen, then killed) in the middle of rounds, checks the
 // flash images (UBI in the data partitions only, boot regions untouched),
-// boots again on the same images and checks that `cmcd verify` passes in
-// the guest, that the first boot's round is in the backup's journal and
-// that the round numbers continue.
+// and boots again on the same images: `cmcd verify`, run in the guest
+// before cmcd, must pass or find only an unfinished round, which cmcd must
+// roll back and verify at start; the last round logged as committed before
+// the cut must be in the backup's journal, and round numbers continue.
 func TestEmulatedCMC(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -93,8 +95,9 @@ func TestEmulatedCMC(t *testing.T) {
 
 	// Power cuts in the middle of rounds: 100 ms rounds, QEMU frozen at a
 	// random instant and killed, then the next boot on the same flash
-	// images checks the data areas (CMCD_QEMU_POWERCUTS=N for more).
-	cuts := 1
+	// images checks the data areas. Two by default, one aimed at a
+	// running round and one at a random instant (CMCD_QEMU_POWERCUTS=N).
+	cuts := 2
 	if v := os.Getenv("CMCD_QEMU_POWERCUTS"); v != "" {
 		if cuts, err = strconv.Atoi(v); err != nil || cuts < 1 {
 			t.Fatalf("CMCD_QEMU_POWERCUTS=%q: want a count >= 1", v)
