@@ -19,7 +19,7 @@ set -euo pipefail
 cache=${CMCD_CACHE:-${HOME:-/root}/.cache/cmcd}/arm-kernel
 stamp=$cache/complete
 # Bump when the derived files (the device tree's layout, the module set) change.
-layout=2
+layout=5
 if [ -f "$stamp" ] && grep -qx "layout=$layout" "$stamp" && [ -f "$cache/vmlinuz" ] && [ -f "$cache/cmc-tacoma.dtb" ]; then
 	echo "$cache"
 	exit 0
@@ -111,6 +111,19 @@ for chip in 0 1; do
 		fdtput -t s "$dtb" "$node/$name@${off#0x}" label "$prefix$name"
 	done
 done
+# The NIC: the tacoma tree runs the MAC at 1e670000 over NC-SI. Linux 6.1's
+# NC-SI channel discovery can dereference a freed package when a response
+# comes late (a kernel panic in ncsi_add_channel, seen here under TCG on a
+# loaded machine), so the CMC's tree gives that MAC a 100 Mb/s full-duplex
+# fixed link (RMII, the pins NC-SI uses) instead; QEMU's MAC passes frames
+# either way.
+mac=/ahb/ftgmac@1e670000
+fdtget "$dtb" $mac use-ncsi >/dev/null 2>&1 || { echo "fetch-arm-kernel: $dtb: $mac is not the NC-SI MAC" >&2; exit 1; }
+fdtput -d "$dtb" $mac use-ncsi
+fdtput -t s "$dtb" $mac phy-mode rmii
+fdtput -c "$dtb" $mac/fixed-link
+fdtput -t u "$dtb" $mac/fixed-link speed 100
+fdtput "$dtb" $mac/fixed-link full-duplex
 dtc -I dtb -O dts "$dtb" 2>/dev/null | awk '/spi@1e620000 {/,/spi@1e630000 {/' >"$cache.new/cmc-tacoma-fmc.dts"
 
 printf 'layout=%s\nfetched=%s\n' "$layout" "$(date -u +%FT%TZ)" >"$cache.new/complete"

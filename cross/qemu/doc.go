@@ -37,6 +37,15 @@
 // the simulated boot state) is in the initramfs's RAM file system on the
 // emulated CMC and starts fresh at every boot.
 //
+// # The network
+//
+// The tacoma tree runs the MAC at 1e670000 (eth0) over NC-SI. Linux 6.1's
+// NC-SI channel discovery panicked here once under TCG on a loaded machine
+// (NULL dereference in ncsi_add_channel from ncsi_rsp_handler_cis, from
+// ncsi_dev_work), so the derived tree gives that MAC an RMII 100 Mb/s
+// full-duplex fixed link instead (which also saves the ~2 s NC-SI
+// negotiation). QEMU user networking forwards 127.0.0.1:PORT to its port 80.
+//
 // # What QEMU does not emulate
 //
 // The AST2600 alternate-boot watchdog (which image booted) is not

@@ -82,7 +82,7 @@ func TestEmulatedCMC(t *testing.T) {
 	first := members[0].(map[string]any)["@odata.id"].(string)
 	ch := b1.get(t, first)
 	t.Logf("chassis %s: %v, %d members in the collection", first, ch["Name"], len(members))
-	r1 := b1.syncNow(t)
+	r1 := b1.syncNowChanged(t)
 	if r1.Source != "primary" || r1.Dest != "backup" || r1.Written == 0 {
 		t.Fatalf("SyncNow round: %+v; want primary -> backup with records written", r1)
 	}
@@ -266,17 +266,26 @@ func (b *booted) checkAfterCut(t *testing.T, lastLogged uint64) bool {
 	return cut
 }
 
-// syncNowChanged runs SyncNow until a round copies something (a group
-// with no change commits nothing); rounds alternate between two groups.
+// syncNowChanged runs SyncNow until a round copies records: a group with
+// no change commits nothing, rounds alternate between two groups, and
+// right after boot the collector may not have filled the primary yet
+// (node data comes over IPMI, slow under TCG). It polls once a second for
+// up to 90 s.
 func (b *booted) syncNowChanged(t *testing.T) round {
 	t.Helper()
-	for range 4 {
-		if r, ok := b.trySyncNow(t); ok {
+	deadline := time.Now().Add(90 * time.Second)
+	tries := 0
+	for {
+		tries++
+		r, ok := b.trySyncNow(t)
+		if ok && r.Written > 0 {
 			return r
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d SyncNow rounds in 90 s copied nothing (last: %+v)", tries, r)
+		}
+		time.Sleep(time.Second) // polling the collector's progress
 	}
-	t.Fatal("four SyncNow rounds in a row changed nothing")
-	return round{}
 }
 
 type testLog struct{ t *testing.T }
@@ -397,15 +406,6 @@ type round struct {
 	Dest    string   `json:"dest"`
 	Written int      `json:"recordsWritten"`
 	Changed []string `json:"changed"`
-}
-
-func (b *booted) syncNow(t *testing.T) round {
-	t.Helper()
-	r, ok := b.trySyncNow(t)
-	if !ok {
-		t.Fatal("SyncNow committed no round: nothing changed")
-	}
-	return r
 }
 
 // trySyncNow runs #Cmcd.SyncNow; ok is false when the round found nothing
