@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X cmcd/internal/version.Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
 export CGO_ENABLED := 0
 
-.PHONY: all build run test deps check bench soak fuzz clean cross test-arm
+.PHONY: all build run test deps check bench soak fuzz clean cross test-arm qemu qemu-kernel
 
 all: build
 
@@ -22,7 +22,20 @@ run: build
 
 deps:
 	./scripts/install-deps.sh
+	./scripts/fetch-arm-kernel.sh >/dev/null
 	$(GO) mod download
+
+# Debian's armhf kernel, tacoma device tree and modules for the emulated CMC
+# (cached under $$HOME/.cache/cmcd/arm-kernel; cross/qemu's test fetches it too).
+qemu-kernel:
+	./scripts/fetch-arm-kernel.sh
+
+# Boots the emulated CMC (cross/qemu) with its serial console on this terminal;
+# Ctrl-A X quits. Flash images persist in bin/qemu; Redfish on 127.0.0.1:$(QEMU_PORT).
+QEMU_PORT ?= 8080
+qemu:
+	./scripts/install-deps.sh
+	$(GO) run ./cmd/qemucmc --dir bin/qemu --port $(QEMU_PORT)
 
 check: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
