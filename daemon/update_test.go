@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"cmcd/internal/testexec"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -135,11 +136,7 @@ func (c *rfClient) get(path string) map[string]any {
 // keep-or-restore choice pending on the Manager and answered with the
 // #Cmcd.DataChoice action.
 func TestUpgradeThroughRedfish(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "cmcd")
-	if out, err := exec.Command("go", "build", "-o", bin, "cmcd/cmd/cmcd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testexec.CmcdBinary(t)
 	v, err := rfschema.New()
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -22,32 +21,8 @@ import (
 	"cmcd/syncsel"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// cmcdBinary builds cmd/cmcd once per test binary.
-func cmcdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cmcd-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "cmcd")
-		out, err := exec.Command("go", "build", "-o", binPath, "cmcd/cmd/cmcd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// cmcdBinary builds cmd/cmcd for this test.
+func cmcdBinary(t *testing.T) string { return testexec.CmcdBinary(t) }
 
 var committedRe = regexp.MustCompile(`round (\d+) committed`)
 
