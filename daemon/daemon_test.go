@@ -1,7 +1,7 @@
 package daemon
 
 import (
-	"bytes"
+	"cmcd/internal/syncbuf"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -10,27 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = syncbuf.Buffer
 
 // TestRedfishListeners starts the daemon on loopback with ephemeral ports:
 // TLS by default, plain HTTP only with InsecureHTTP; the initial admin's

@@ -2,6 +2,7 @@ package ipmisrv_test
 
 import (
 	"bytes"
+	"cmcd/internal/syncbuf"
 	"context"
 	"fmt"
 	"log/slog"
@@ -54,22 +55,7 @@ type fixture struct {
 	maxAge time.Duration
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = syncbuf.Buffer
 
 // newFixture builds a real store from a simulated chassis (nodes, PSUs,
 // fans, FRUs, node SELs) plus CMC events, real accounts, and starts the

@@ -3,6 +3,7 @@ package ipmitest
 import (
 	"bufio"
 	"bytes"
+	"cmcd/internal/syncbuf"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -53,23 +54,7 @@ type Sim struct {
 	log *syncBuffer
 }
 
-// syncBuffer is a bytes.Buffer safe for the process' writer and Log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // Binary paths; tests fail (not skip) when they are missing, as the peers
 // are installed by scripts/install-deps.sh.
