@@ -59,7 +59,7 @@ func (p *cmcdProc) stop(t *testing.T) {
 
 func startCmcd(t *testing.T, bin, data, pub string) (*cmcdProc, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
+	cmd := testexec.Command(bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
 		"--redfish", "127.0.0.1:0", "--insecure-http", "127.0.0.1:0", "--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0", "--sync-interval", "1s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &cmcdProc{cmd: cmd, done: make(chan error, 1)}

@@ -43,7 +43,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	args = append([]string{"run", "--data", d.data, "--sync-interval", "1h", "--sim-nodes", "2", "--sim-fill-sel", "5",
 		"--sim-sel-rate", "0", "--sim-fault-rate", "0", "--redfish", "127.0.0.1:0", "--insecure-http", "127.0.0.1:0",
 		"--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0"}, args...)
-	d.cmd = exec.Command(cmcdBinary(t), args...)
+	d.cmd = testexec.Command(cmcdBinary(t), args...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
