@@ -82,6 +82,7 @@ func TestEmulatedCMC(t *testing.T) {
 	first := members[0].(map[string]any)["@odata.id"].(string)
 	ch := b1.get(t, first)
 	t.Logf("chassis %s: %v, %d members in the collection", first, ch["Name"], len(members))
+	b1.checkI2CSensors(t, first)
 	r1 := b1.syncNowChanged(t)
 	if r1.Source != "primary" || r1.Dest != "backup" || r1.Written == 0 {
 		t.Fatalf("SyncNow round: %+v; want primary -> backup with records written", r1)
@@ -328,6 +329,11 @@ func bootCMC(t *testing.T, c Config, v *rfschema.Validator, appendLine string) *
 		}
 	})
 	b := &booted{m: m, base: fmt.Sprintf("http://127.0.0.1:%d", port), v: v}
+	for _, id := range []string{"psu1", "psu2"} {
+		if err := setPSU(m, id, psuSet[id]); err != nil {
+			t.Fatalf("QMP: set the emulated %s's readings: %v", id, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), bootBudget)
 	defer cancel()
 	sub, err := m.WaitConsole(ctx, regexp.MustCompile(`cmcinit: initial admin password: (\S+)`))
