@@ -96,9 +96,10 @@ func TestEmulatedCMC(t *testing.T) {
 
 	// Power cuts in the middle of rounds: 100 ms rounds, QEMU frozen at a
 	// random instant and killed, then the next boot on the same flash
-	// images checks the data areas. Two by default, one aimed at a
-	// running round and one at a random instant (CMCD_QEMU_POWERCUTS=N).
-	cuts := 2
+	// images checks the data areas. Ten by default (the minimum),
+	// alternately aimed at a running round and at a random instant
+	// (CMCD_QEMU_POWERCUTS=N).
+	cuts := 10
 	if v := os.Getenv("CMCD_QEMU_POWERCUTS"); v != "" {
 		if cuts, err = strconv.Atoi(v); err != nil || cuts < 1 {
 			t.Fatalf("CMCD_QEMU_POWERCUTS=%q: want a count >= 1", v)
