@@ -32,19 +32,7 @@ func checkBoard(name string) error {
 // boardFor may put behind simulated BMCs.
 func openBoard(c Config, clk clock.Clock, log *slog.Logger) (*board.Chassis, *sim.Chassis, error) {
 	if c.Board == "sim" {
-		chassis, err := sim.New(sim.Config{Seed: c.Sim.Seed, Nodes: c.Sim.Nodes, PSUs: c.Sim.PSUs, Fans: c.Sim.Fans,
-			SELRate: c.Sim.SELRate, FaultRate: c.Sim.FaultRate, Clock: clk})
-		if err != nil {
-			return nil, nil, err
-		}
-		if c.Sim.FillSEL > 0 {
-			for _, slot := range chassis.Slots() {
-				if err := chassis.FillSEL(slot, c.Sim.FillSEL); err != nil {
-					return nil, nil, err
-				}
-			}
-		}
-		return chassis.Board(), chassis, nil
+		return openSim(c, clk)
 	}
 	p, err := hw.LoadProfile(c.Board)
 	if err != nil {
@@ -56,6 +44,16 @@ func openBoard(c Config, clk clock.Clock, log *slog.Logger) (*board.Chassis, *si
 	}
 	for _, pr := range ch.FRUProblems {
 		log.Warn("chassis FRU", "problem", pr)
+	}
+	if p.Nodes == SimNodes {
+		// The board's PSUs, fans and FRU are real; its nodes are
+		// simulated (the emulated CMC, cross/qemu, has no node BMCs).
+		sb, simc, err := openSim(c, clk)
+		if err != nil {
+			ch.Close()
+			return nil, nil, err
+		}
+		return ch.Board(sb.Nodes), simc, nil
 	}
 	if p.Nodes != "" {
 		path := p.Nodes
@@ -77,4 +75,25 @@ func openBoard(c Config, clk clock.Clock, log *slog.Logger) (*board.Chassis, *si
 		return b, nil, nil
 	}
 	return ch.Board(nil), nil, nil
+}
+
+// SimNodes as a board profile's "nodes" gives the real board simulated
+// compute nodes (Sim shapes them, as for --board sim).
+const SimNodes = "sim"
+
+// openSim builds the simulated chassis.
+func openSim(c Config, clk clock.Clock) (*board.Chassis, *sim.Chassis, error) {
+	chassis, err := sim.New(sim.Config{Seed: c.Sim.Seed, Nodes: c.Sim.Nodes, PSUs: c.Sim.PSUs, Fans: c.Sim.Fans,
+		SELRate: c.Sim.SELRate, FaultRate: c.Sim.FaultRate, Clock: clk})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Sim.FillSEL > 0 {
+		for _, slot := range chassis.Slots() {
+			if err := chassis.FillSEL(slot, c.Sim.FillSEL); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return chassis.Board(), chassis, nil
 }

@@ -5,7 +5,10 @@
 // cmcd data area (/data/primary from the primary flash, /data/backup from
 // the backup flash), brings up the network, then runs cmcd and restarts it
 // when it exits. The steps are package cross/earlyboot; this file wires
-// them. Everything it does is printed to the console, prefixed "cmcinit:".
+// them. Before the data areas it performs the board's I2C set-up steps
+// from /etc/i2c-init, if present (bind drivers to devices the device tree
+// does not declare, write device registers; earlyboot.I2COp).
+// Everything it does is printed to the console, prefixed "cmcinit:".
 //
 // Kernel command-line options (all optional):
 //
@@ -40,6 +43,7 @@ const (
 	cmcdBin   = "/bin/cmcd"
 	cmcdConf  = "/etc/cmcd.json"
 	moduleDir = "/lib/modules"
+	i2cInitF  = "/etc/i2c-init"
 )
 
 func logf(format string, args ...any) {
@@ -90,6 +94,7 @@ func boot() error {
 		return err
 	}
 	logf("loaded %d modules: %s", len(loaded), strings.Join(loaded, " "))
+	i2cInit()
 	if err := dataAreas(); err != nil {
 		return err
 	}
@@ -143,6 +148,32 @@ func dataAreas() error {
 		}
 	}
 	return nil
+}
+
+// i2cInit binds the I2C devices the device tree does not declare and
+// writes the set-up bytes of /etc/i2c-init (earlyboot.I2COp). A step that
+// fails is logged and the boot goes on: cmcd reports the device as
+// unreadable.
+func i2cInit() {
+	b, err := os.ReadFile(i2cInitF)
+	if os.IsNotExist(err) {
+		return
+	}
+	var ops []earlyboot.I2COp
+	if err == nil {
+		ops, err = earlyboot.ParseI2CInit(string(b))
+	}
+	if err != nil {
+		logf("%s: %v", i2cInitF, err)
+		return
+	}
+	for _, op := range ops {
+		if err := earlyboot.ApplyI2C(op, 5*time.Second); err != nil {
+			logf("i2c: %v", err)
+			continue
+		}
+		logf("i2c: %s", op)
+	}
 }
 
 // supervise runs cmcd, restarts it when it exits, and on

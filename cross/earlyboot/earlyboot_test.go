@@ -2,6 +2,7 @@ package earlyboot
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,29 @@ func TestParseV4(t *testing.T) {
 	}
 	if _, _, err := ParseCIDR("10.0.2.15"); err == nil {
 		t.Error("address without prefix accepted")
+	}
+}
+
+func TestParseI2CInit(t *testing.T) {
+	ops, err := ParseI2CInit("# set-up\nnew 2 tmp105 0x48  # inlet\n\nwrite 7 0x40 0x20 0x17\nwrite 7 64 3\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []I2COp{{Kind: "new", Bus: 2, Type: "tmp105", Addr: 0x48}, {Kind: "write", Bus: 7, Addr: 0x40, Bytes: []byte{0x20, 0x17}},
+		{Kind: "write", Bus: 7, Addr: 0x40, Bytes: []byte{3}}}
+	if fmt.Sprint(ops) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", ops, want)
+	}
+	for in, msg := range map[string]string{
+		"new 2 tmp105":            "line 1",
+		"write 7 0x80 0x00":       "not a 7-bit I2C device address",
+		"write 7 0x40 0x100":      "byte",
+		"poke 7 0x40 1":           "want new or write",
+		"x\nnew 2 tmp105 0x48 9":  "line 1",
+		"new 2 tmp105 0x48 extra": "new takes BUS TYPE ADDR",
+	} {
+		if _, err := ParseI2CInit(in); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseI2CInit(%q) = %v, want an error with %q", in, err, msg)
+		}
 	}
 }

@@ -274,9 +274,14 @@ func ioctlPtr(f *os.File, req uint, arg []byte) error {
 func nativeUint32(b []byte) uint32 { return *(*uint32)(unsafe.Pointer(&b[0])) }
 
 func waitOpen(path string, timeout time.Duration) (*os.File, error) {
+	return waitOpenFlag(path, os.O_RDWR, timeout)
+}
+
+// waitOpenFlag opens path with flag, retrying until it exists or timeout.
+func waitOpenFlag(path string, flag int, timeout time.Duration) (*os.File, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		f, err := os.OpenFile(path, flag, 0)
 		if err == nil || time.Now().After(deadline) {
 			return f, err
 		}
@@ -290,4 +295,36 @@ func readInt(path string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// ApplyI2C performs one I2C set-up step (see I2COp), waiting up to timeout
+// for the bus to appear (its controller's module may still be probing).
+func ApplyI2C(op I2COp, timeout time.Duration) error {
+	switch op.Kind {
+	case "new":
+		f, err := waitOpenFlag(fmt.Sprintf("/sys/bus/i2c/devices/i2c-%d/new_device", op.Bus), os.O_WRONLY, timeout)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		defer f.Close()
+		if _, err := fmt.Fprintf(f, "%s 0x%02x\n", op.Type, op.Addr); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return nil
+	case "write":
+		f, err := waitOpen(fmt.Sprintf("/dev/i2c-%d", op.Bus), timeout)
+		if err != nil {
+			return fmt.Errorf("%s: %w (is i2c-dev loaded?)", op, err)
+		}
+		defer f.Close()
+		const i2cSlaveForce = 0x0706
+		if err := unix.IoctlSetInt(int(f.Fd()), i2cSlaveForce, int(op.Addr)); err != nil {
+			return fmt.Errorf("%s: I2C_SLAVE_FORCE: %w", op, err)
+		}
+		if _, err := f.Write(op.Bytes); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: unknown step", op.Kind)
 }

@@ -46,6 +46,19 @@
 // full-duplex fixed link instead (which also saves the ~2 s NC-SI
 // negotiation). QEMU user networking forwards 127.0.0.1:PORT to its port 80.
 //
+// # The I2C devices
+//
+// Config.Devices adds QEMU models on the AST2600's I2C buses: two
+// isl69260 PMBus devices as PSU1/PSU2 (7-0040, 7-0041; cmcd reads them
+// over /dev/i2c-7), a max31785 fan controller (12-0052), a tmp105 (2-0048,
+// lm75 driver) and a 4 KiB at24c-eeprom holding the chassis FRU written by
+// board/fru (10-0050, at24 driver). BoardProfile (board/board.json) maps
+// them for cmcd --board; I2CInit (board/i2c-init) is what cmcinit does
+// first: bind the tmp105 and the EEPROM, and set the isl69260s' VOUT_MODE
+// to LINEAR16 and their warning limits (QEMU resets them to VID mode and
+// zero limits). The PSUs' readings are raw registers the caller sets with
+// Machine.QOMSet (the test does, at each boot).
+//
 // # What QEMU does not emulate
 //
 // The AST2600 alternate-boot watchdog (which image booted) is not

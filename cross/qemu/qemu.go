@@ -1,6 +1,8 @@
 package qemu
 
 import (
+	_ "embed"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -18,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"cmcd/board"
+	"cmcd/board/fru"
 	"cmcd/cross/initramfs"
 )
 
@@ -30,11 +34,15 @@ const (
 )
 
 // Modules are the kernel modules the emulated CMC loads, in this order
-// (their dependencies are added before them): the MTD partition parser
+// (their dependencies are added before them): the ASPEED I2C controller,
+// /dev/i2c-N for cmcd's PMBus access and the drivers of the I2C devices
+// cmcinit binds (lm75 for the tmp105, at24 for the FRU EEPROM); the MTD
+// partition parser
 // before the flash controller so that the chips' partitions are parsed as
 // they appear, UBI and UBIFS with the compressors UBIFS initialises, and
 // the MDIO/PHY stack before the ftgmac100 NIC.
 var Modules = []string{
+	"i2c-aspeed", "i2c-dev", "lm75", "at24",
 	"ofpart", "spi-nor", "spi-aspeed-smc",
 	"ubi", "deflate", "zstd", "ubifs",
 	"libphy", "fixed_phy", "fwnode_mdio", "of_mdio", "mdio_devres", "mdio-aspeed", "ftgmac100",
@@ -100,11 +108,25 @@ func BuildARMv7(root, pkg, out string) error {
 // config file keys (daemon.Config).
 type CmcdConfig map[string]any
 
-// DefaultCmcdConfig runs cmcd on the simulated chassis with its data root
+// The emulated CMC's board: its profile (cmcd --board) and the I2C set-up
+// cmcinit performs (see the package doc, "The I2C devices").
+var (
+	//go:embed board/board.json
+	BoardProfile []byte
+	//go:embed board/i2c-init
+	I2CInit []byte
+)
+
+// BoardPath is where the initramfs holds BoardProfile.
+const BoardPath = "/etc/cmcd/board.json"
+
+// DefaultCmcdConfig runs cmcd on the emulated CMC's board (BoardProfile:
+// PSUs, fans, temperature and FRU EEPROM on the emulated I2C buses, and
+// simulated compute nodes) with its data root
 // /data (cmcinit mounts the flash data areas below it), Redfish over TLS on
 // :443 and plain HTTP on :80 for the forwarded test port.
 func DefaultCmcdConfig() CmcdConfig {
-	return CmcdConfig{"data": "/data", "board": "sim", "redfish": ":443", "insecureHttp": ":80", "logLevel": "info"}
+	return CmcdConfig{"data": "/data", "board": BoardPath, "redfish": ":443", "insecureHttp": ":80", "logLevel": "info"}
 }
 
 // BuildInitramfs writes the gzip'd initramfs: /init (cmcinit), /bin/cmcd,
@@ -123,6 +145,8 @@ func BuildInitramfs(k Kernel, initBin, cmcdBin string, cfg CmcdConfig, out strin
 		return err
 	}
 	a.File("etc/cmcd.json", j, 0o644)
+	a.File(strings.TrimPrefix(BoardPath, "/"), BoardProfile, 0o644)
+	a.File("etc/i2c-init", I2CInit, 0o644)
 	a.CharDev("dev/console", 0o600, 5, 1)
 	for _, d := range []string{"proc", "sys", "data", "tmp"} {
 		a.Dir(d, 0o755)
@@ -180,6 +204,63 @@ type Config struct {
 	Forwards []string
 	// Append is added to the kernel command line (cmcinit.* options).
 	Append string
+	// FRU is the chassis FRU EEPROM's image file (FRUSize bytes); empty:
+	// none of the emulated I2C devices (Devices) are added.
+	FRU string
+}
+
+// The emulated I2C devices (QEMU 7.2 models on the AST2600's I2C buses;
+// Linux numbers bus N as i2c-N). BoardProfile and I2CInit match them.
+const (
+	PSUBus, PSU1Addr, PSU2Addr = 7, 0x40, 0x41  // isl69260 PMBus, read by cmcd over /dev/i2c-7
+	FanBus, FanAddr            = 12, 0x52       // max31785 PMBus fan controller
+	TempBus, TempAddr          = 2, 0x48        // tmp105 (lm75 driver)
+	FRUBus, FRUAddr, FRUSize   = 10, 0x50, 4096 // at24c-eeprom (at24 driver, 24c32: QEMU needs a multiple of 512 bytes, and over 256 bytes it takes two address bytes)
+)
+
+// Devices are the QEMU options adding the emulated I2C devices, with QOM
+// ids psu1, psu2, fans, inlet and fru (under /machine/peripheral/).
+func (c Config) Devices() []string {
+	if c.FRU == "" {
+		return nil
+	}
+	dev := func(id, model string, bus, addr int, more string) []string {
+		return []string{"-device", fmt.Sprintf("%s,id=%s,bus=aspeed.i2c.bus.%d,address=0x%02x%s", model, id, bus, addr, more)}
+	}
+	var out []string
+	out = append(out, dev("psu1", "isl69260", PSUBus, PSU1Addr, "")...)
+	out = append(out, dev("psu2", "isl69260", PSUBus, PSU2Addr, "")...)
+	out = append(out, dev("fans", "max31785", FanBus, FanAddr, "")...)
+	out = append(out, dev("inlet", "tmp105", TempBus, TempAddr, "")...)
+	out = append(out, "-blockdev", "driver=file,filename="+c.FRU+",node-name=fruimg")
+	out = append(out, dev("fru", "at24c-eeprom", FRUBus, FRUAddr, fmt.Sprintf(",rom-size=%d,drive=fruimg", FRUSize))...)
+	return out
+}
+
+// ChassisFRU is the inventory the emulated CMC's FRU EEPROM holds.
+var ChassisFRU = board.FRU{
+	ChassisType: "Rack Mount Chassis", ChassisPart: "CMC-EMU-2U4N", ChassisSerial: "QEMU0001",
+	BoardMfg: "cmcd", BoardProduct: "Emulated CMC", BoardSerial: "B-QEMU-0001", BoardPart: "AST2600-TACOMA",
+	BoardMfgDate: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
+	ProductMfg:   "cmcd project", ProductName: "cmcd emulated chassis", ProductPart: "CMCD-QEMU",
+	ProductVersion: "1.0", ProductSerial: "P-QEMU-0001", AssetTag: "qemu-tacoma",
+}
+
+// NewFRUImage writes the chassis FRU EEPROM image (ChassisFRU as an IPMI
+// FRU, board/fru, padded with 0xFF to FRUSize bytes) unless path exists.
+func NewFRUImage(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b, err := fru.Encode(fru.FromBoard(ChassisFRU))
+	if err != nil {
+		return err
+	}
+	if len(b) > FRUSize {
+		return fmt.Errorf("chassis FRU image is %d bytes; the EEPROM holds %d", len(b), FRUSize)
+	}
+	img := append(b, bytes.Repeat([]byte{0xFF}, FRUSize-len(b))...)
+	return os.WriteFile(path, img, 0o644)
 }
 
 // Args is the qemu-system-arm command line, without the console options.
@@ -193,7 +274,7 @@ func (c Config) Args() []string {
 	}
 	appendLine := "console=ttyS4,115200n8 rdinit=/init vmalloc=768M " +
 		fmt.Sprintf("cmcinit.time=%d ", time.Now().Unix()) + c.Append
-	return []string{
+	return append([]string{
 		"-M", "tacoma-bmc,fmc-model=" + FMCModel, "-m", "512M", "-no-reboot",
 		"-kernel", filepath.Join(c.Kernel.Dir, "vmlinuz"),
 		"-dtb", filepath.Join(c.Kernel.Dir, "cmc-tacoma.dtb"),
@@ -202,7 +283,7 @@ func (c Config) Args() []string {
 		"-drive", "file=" + c.Primary + ",if=mtd,format=raw",
 		"-drive", "file=" + c.Backup + ",if=mtd,format=raw",
 		"-nic", "user" + hostfwd,
-	}
+	}, c.Devices()...)
 }
 
 // Machine is a running emulated CMC.
@@ -326,36 +407,63 @@ func (m *Machine) Kill() {
 // a power cut at the instant of Freeze (without it, writes QEMU still had
 // in flight would be lost, which real NOR flash does not do).
 func (m *Machine) Freeze() error {
-	conn, err := net.DialTimeout("unix", m.qmp, 10*time.Second)
+	_, err := m.QMP(map[string]any{"execute": "stop"})
+	return err
+}
+
+// QOMSet sets a QOM property of a device (QMP qom-set), e.g. the
+// temperature of /machine/peripheral/inlet: the guest reads the new value
+// from the emulated device from then on.
+func (m *Machine) QOMSet(path, property string, value any) error {
+	_, err := m.QMP(map[string]any{"execute": "qom-set", "arguments": map[string]any{"path": path, "property": property, "value": value}})
+	return err
+}
+
+// QMP runs commands on a new QMP connection and returns their results.
+func (m *Machine) QMP(cmds ...map[string]any) ([]any, error) {
+	var conn net.Conn
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		// QEMU creates the socket a moment after it starts.
+		if conn, err = net.DialTimeout("unix", m.qmp, 10*time.Second); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
-		return fmt.Errorf("QMP: %w", err)
+		return nil, fmt.Errorf("QMP: %w", err)
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	dec := json.NewDecoder(conn)
 	var greeting map[string]any
 	if err := dec.Decode(&greeting); err != nil {
-		return fmt.Errorf("QMP greeting: %w", err)
+		return nil, fmt.Errorf("QMP greeting: %w", err)
 	}
-	for _, c := range []string{"qmp_capabilities", "stop"} {
-		if _, err := fmt.Fprintf(conn, "{\"execute\":%q}\n", c); err != nil {
-			return err
+	var out []any
+	enc := json.NewEncoder(conn)
+	for i, c := range append([]map[string]any{{"execute": "qmp_capabilities"}}, cmds...) {
+		if err := enc.Encode(c); err != nil {
+			return nil, err
 		}
 		for {
 			var r map[string]any
 			if err := dec.Decode(&r); err != nil {
-				return fmt.Errorf("QMP %s: %w", c, err)
+				return nil, fmt.Errorf("QMP %v: %w", c["execute"], err)
 			}
 			if e, ok := r["error"]; ok {
-				return fmt.Errorf("QMP %s: %v", c, e)
+				return nil, fmt.Errorf("QMP %v %v: %v", c["execute"], c["arguments"], e)
 			}
-			if _, ok := r["return"]; ok {
+			if ret, ok := r["return"]; ok {
+				if i > 0 {
+					out = append(out, ret)
+				}
 				break
 			}
 			// an event (e.g. STOP): read on
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -380,7 +488,8 @@ func Prepare(root, dir string, cfg CmcdConfig, log io.Writer) (Config, error) {
 		return Config{}, err
 	}
 	c := Config{Kernel: k, Initrd: filepath.Join(dir, "initrd.gz"),
-		Primary: filepath.Join(dir, "primary.img"), Backup: filepath.Join(dir, "backup.img")}
+		Primary: filepath.Join(dir, "primary.img"), Backup: filepath.Join(dir, "backup.img"),
+		FRU: filepath.Join(dir, "fru.img")}
 	initBin, cmcdBin := filepath.Join(dir, "cmcinit.armv7"), filepath.Join(dir, "cmcd.armv7")
 	if err := BuildARMv7(root, "./cmd/cmcinit", initBin); err != nil {
 		return Config{}, err
@@ -395,6 +504,9 @@ func Prepare(root, dir string, cfg CmcdConfig, log io.Writer) (Config, error) {
 		if err := NewFlash(img); err != nil {
 			return Config{}, err
 		}
+	}
+	if err := NewFRUImage(c.FRU); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }

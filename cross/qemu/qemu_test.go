@@ -82,6 +82,7 @@ func TestEmulatedCMC(t *testing.T) {
 	first := members[0].(map[string]any)["@odata.id"].(string)
 	ch := b1.get(t, first)
 	t.Logf("chassis %s: %v, %d members in the collection", first, ch["Name"], len(members))
+	b1.checkI2CSensors(t, first)
 	r1 := b1.syncNowChanged(t)
 	if r1.Source != "primary" || r1.Dest != "backup" || r1.Written == 0 {
 		t.Fatalf("SyncNow round: %+v; want primary -> backup with records written", r1)
@@ -95,9 +96,10 @@ func TestEmulatedCMC(t *testing.T) {
 
 	// Power cuts in the middle of rounds: 100 ms rounds, QEMU frozen at a
 	// random instant and killed, then the next boot on the same flash
-	// images checks the data areas. Two by default, one aimed at a
-	// running round and one at a random instant (CMCD_QEMU_POWERCUTS=N).
-	cuts := 2
+	// images checks the data areas. Ten by default (the issue's minimum),
+	// alternately aimed at a running round and at a random instant
+	// (CMCD_QEMU_POWERCUTS=N).
+	cuts := 10
 	if v := os.Getenv("CMCD_QEMU_POWERCUTS"); v != "" {
 		if cuts, err = strconv.Atoi(v); err != nil || cuts < 1 {
 			t.Fatalf("CMCD_QEMU_POWERCUTS=%q: want a count >= 1", v)
@@ -328,6 +330,11 @@ func bootCMC(t *testing.T, c Config, v *rfschema.Validator, appendLine string) *
 		}
 	})
 	b := &booted{m: m, base: fmt.Sprintf("http://127.0.0.1:%d", port), v: v}
+	for _, id := range []string{"psu1", "psu2"} {
+		if err := setPSU(m, id, psuSet[id]); err != nil {
+			t.Fatalf("QMP: set the emulated %s's readings: %v", id, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), bootBudget)
 	defer cancel()
 	sub, err := m.WaitConsole(ctx, regexp.MustCompile(`cmcinit: initial admin password: (\S+)`))
