@@ -103,6 +103,26 @@ func start(t *testing.T, width, height int64, prep ...func(*daemon.Config)) *pag
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Chromium's helper processes may still write into its profile for a
+	// moment after the browser is stopped: remove it with retries, after
+	// the browser's own clean-up (clean-ups run last-registered first).
+	profile, err := os.MkdirTemp("", "cmcd-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Errorf("removing the browser profile: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox,
@@ -111,13 +131,18 @@ func start(t *testing.T, width, height int64, prep ...func(*daemon.Config)) *pag
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(int(width), int(height)),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
 	tctx, tcancel := context.WithTimeout(bctx, 90*time.Second)
-	t.Cleanup(func() { tcancel(); bcancel(); acancel() })
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(bctx) // closes the browser gracefully
+		tcancel()
+		bcancel()
+		acancel()
+	})
 	p.ctx = tctx
 	chromedp.ListenTarget(tctx, func(ev any) {
 		switch ev := ev.(type) {
