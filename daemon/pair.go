@@ -20,22 +20,25 @@ import (
 	"cmcd/accounts"
 	"cmcd/pair"
 	"cmcd/pair/vip"
+	"cmcd/pair/vote"
 	"cmcd/syncsel"
 )
 
 // PairConfig configures the redundant pair (issue 8). Empty ID: no pair,
 // cmcd runs alone exactly as before.
 type PairConfig struct {
-	ID        string      `json:"id"`      // this module's ID (e.g. A)
-	Listen    []string    `json:"listen"`  // raft addresses: management, then sync link
-	Peers     []pair.Peer `json:"peers"`   // every voter, this module included; the witness with "witness": true
-	Preset    string      `json:"preset"`  // the module that becomes active at power-up (D7)
-	KeyFile   string      `json:"keyFile"` // the pair key (64 hex digits, mode 0600), same on both modules
-	Dir       string      `json:"dir"`     // raft state; default DATA/pair
-	VIPIf     string      `json:"vipInterface"`
-	VIP       string      `json:"vip"`          // floating address with prefix, e.g. 10.0.0.100/24
-	FenceCmd  []string    `json:"fenceCommand"` // fence agent: argv, the peer ID is appended
-	Heartbeat string      `json:"heartbeat"`    // raft heartbeat timeout (default 200ms)
+	ID           string      `json:"id"`      // this module's ID (e.g. A)
+	Listen       []string    `json:"listen"`  // raft addresses: management, then sync link
+	Peers        []pair.Peer `json:"peers"`   // every voter, this module included; the witness with "witness": true
+	Preset       string      `json:"preset"`  // the module that becomes active at power-up (D7)
+	KeyFile      string      `json:"keyFile"` // the pair key (64 hex digits, mode 0600), same on both modules
+	Dir          string      `json:"dir"`     // raft state; default DATA/pair
+	VIPIf        string      `json:"vipInterface"`
+	VIP          string      `json:"vip"`          // floating address with prefix, e.g. 10.0.0.100/24
+	FenceCmd     []string    `json:"fenceCommand"` // fence agent: argv, the peer ID is appended
+	Heartbeat    string      `json:"heartbeat"`    // raft heartbeat timeout (default 200ms)
+	PeerHTTP     []string    `json:"peerHTTP"`     // the other module's HTTP base URLs (fingerprint vote, daemon/pairvote.go)
+	VoteInterval string      `json:"voteInterval"` // fingerprint vote schedule (default 5m, 0: after takeovers only)
 }
 
 // pairFlags registers the --pair-* flags; the returned function copies the
@@ -51,6 +54,9 @@ func pairFlags(fs *flag.FlagSet) func(c *Config) error {
 	vipAddr := fs.String("pair-vip", "", "redundant pair: floating address with prefix, e.g. 10.0.0.100/24")
 	fs.Var(&fence, "pair-fence-command", "redundant pair: fence agent argv word (repeatable); the peer ID is appended")
 	hb := fs.String("pair-heartbeat", "", "redundant pair: heartbeat timeout (default 200ms)")
+	var peerHTTP multi
+	fs.Var(&peerHTTP, "pair-peer-http", "redundant pair: the other module's HTTP base URL (repeatable: management, then sync link)")
+	voteEvery := fs.String("pair-vote-interval", "", "redundant pair: fingerprint vote interval (default 5m; 0: after takeovers only)")
 	return func(c *Config) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
@@ -80,6 +86,10 @@ func pairFlags(fs *flag.FlagSet) func(c *Config) error {
 				c.Pair.FenceCmd = fence
 			case "pair-heartbeat":
 				c.Pair.Heartbeat = *hb
+			case "pair-peer-http":
+				c.Pair.PeerHTTP = peerHTTP
+			case "pair-vote-interval":
+				c.Pair.VoteInterval = *voteEvery
 			}
 		})
 		return err
@@ -157,6 +167,16 @@ type pairModule struct {
 	acct *accounts.Store
 	log  *slog.Logger
 	wmu  sync.Mutex // one write at a time: its resulting state is what gets replicated
+
+	// The fingerprint vote (daemon/pairvote.go).
+	id       string
+	key      []byte
+	peerHTTP []string
+	httpc    *http.Client
+	arb      *vote.Arbiter
+	voteKick chan string
+	voteMu   sync.Mutex // one vote at a time
+	stopVote context.CancelFunc
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).
@@ -181,7 +201,12 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	if dir == "" {
 		dir = filepath.Join(c.Data, "pair")
 	}
-	m := &pairModule{eng: eng, acct: acct, log: log}
+	every, err := voteInterval(pc.VoteInterval)
+	if err != nil {
+		return nil, err
+	}
+	m := &pairModule{eng: eng, acct: acct, log: log, id: pc.ID, key: key, peerHTTP: pc.PeerHTTP}
+	m.newArbiter()
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
 		Sealer: sealer, Sink: pairSink{eng: eng}, Timing: timing, Log: log}
 	if len(pc.FenceCmd) > 0 {
@@ -207,11 +232,15 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	cfg.OnRole = func(r pair.Role) {
 		if r == pair.RoleActive {
 			go m.publishInitial()
+			m.kickVote("takeover")
 		}
 	}
 	if m.node, err = pair.Start(cfg); err != nil {
 		return nil, err
 	}
+	vctx, cancel := context.WithCancel(context.Background())
+	m.stopVote = cancel
+	go m.voteLoop(vctx, every)
 	return m, nil
 }
 
@@ -254,6 +283,7 @@ func (m *pairModule) revert() {
 
 func (m *pairModule) Close() {
 	if m != nil {
+		m.stopVote()
 		m.node.Close()
 	}
 }
@@ -281,6 +311,9 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 	})
 	mux.HandleFunc("POST /cmcd/pair/write", m.kvWrite)
 	mux.HandleFunc("GET /cmcd/pair/kv", m.kvList)
+	mux.HandleFunc("GET /cmcd/pair/matrix", m.matrixHandler)
+	mux.HandleFunc("POST /cmcd/pair/vote/sync", m.voteSyncHandler)
+	mux.HandleFunc("/cmcd/pair/vote", m.voteReport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 		session := strings.HasPrefix(r.URL.Path, "/redfish/v1/SessionService/Sessions") // sessions are per module
