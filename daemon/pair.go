@@ -133,7 +133,8 @@ func timingFor(hb string) (pair.Timing, error) {
 
 // pairSink applies replicated values on this module.
 type pairSink struct {
-	eng *syncsel.Engine
+	eng  *syncsel.Engine
+	acct *accounts.Store
 }
 
 func (s pairSink) ApplySlot(slot string, plain []byte) error {
@@ -144,6 +145,13 @@ func (s pairSink) ApplySlot(slot string, plain []byte) error {
 			return err
 		}
 		_, err := s.eng.UpdateConfig(patch)
+		return err
+	case slot == pair.SlotAccounts:
+		var rep accounts.Replica
+		if err := json.Unmarshal(plain, &rep); err != nil {
+			return err
+		}
+		_, err := s.acct.Import(rep)
 		return err
 	case strings.HasPrefix(slot, pair.SlotKVPrefix):
 		return nil // held by the FSM itself
@@ -208,7 +216,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	m := &pairModule{eng: eng, acct: acct, log: log, id: pc.ID, key: key, peerHTTP: pc.PeerHTTP}
 	m.newArbiter()
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
-		Sealer: sealer, Sink: pairSink{eng: eng}, Timing: timing, Log: log}
+		Sealer: sealer, Sink: pairSink{eng: eng, acct: acct}, Timing: timing, Log: log}
 	if len(pc.FenceCmd) > 0 {
 		cfg.Fencer = pair.ExecFencer{Command: pc.FenceCmd}
 	}
@@ -249,11 +257,15 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 func (m *pairModule) publishInitial() {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
-	if _, ok, _ := m.node.FSM().Get(pair.SlotConfig); ok {
-		return
+	if _, ok, _ := m.node.FSM().Get(pair.SlotConfig); !ok {
+		if err := m.publishConfig(); err != nil {
+			m.log.Warn("pair: publish initial configuration", "err", err)
+		}
 	}
-	if err := m.publishConfig(); err != nil {
-		m.log.Warn("pair: publish initial configuration", "err", err)
+	if _, ok, _ := m.node.FSM().Get(pair.SlotAccounts); !ok {
+		if err := m.publishAccounts(); err != nil {
+			m.log.Warn("pair: publish initial accounts", "err", err)
+		}
 	}
 }
 
@@ -273,11 +285,37 @@ func (m *pairModule) publishConfig() error {
 	return err
 }
 
-// revert re-applies the replicated configuration after a write that could
-// not be replicated.
+// publishAccounts replicates the local account list (hashes and
+// passwords, sealed under the pair key by the FSM) if it differs from the
+// replicated one. Callers hold wmu.
+func (m *pairModule) publishAccounts() error {
+	rep, err := m.acct.Export()
+	if err != nil {
+		return err
+	}
+	want, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	if cur, ok, _ := m.node.FSM().Get(pair.SlotAccounts); ok && bytes.Equal(cur, want) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = m.node.Put(ctx, pair.SlotAccounts, want)
+	return err
+}
+
+// revert re-applies the replicated configuration and accounts after a
+// write that could not be replicated.
 func (m *pairModule) revert() {
-	if cur, ok, err := m.node.FSM().Get(pair.SlotConfig); ok && err == nil {
-		pairSink{eng: m.eng}.ApplySlot(pair.SlotConfig, cur)
+	sink := pairSink{eng: m.eng, acct: m.acct}
+	for _, slot := range []string{pair.SlotConfig, pair.SlotAccounts} {
+		if cur, ok, err := m.node.FSM().Get(slot); ok && err == nil {
+			if err := sink.ApplySlot(slot, cur); err != nil {
+				m.log.Error("pair: revert", "slot", slot, "err", err)
+			}
+		}
 	}
 }
 
@@ -340,7 +378,11 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
 		if rec.Code/100 == 2 {
-			if err := m.publishConfig(); err != nil {
+			err := m.publishConfig()
+			if err == nil {
+				err = m.publishAccounts()
+			}
+			if err != nil {
 				m.log.Error("pair: write not replicated; reverted", "path", r.URL.Path, "err", err)
 				m.revert()
 				redfishError(w, http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable",

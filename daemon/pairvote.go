@@ -163,6 +163,18 @@ func (s pairVoteSource) Sync(ctx context.Context, from, to string, _ []string) e
 	return s.m.peerDo(ctx, http.MethodPost, "/cmcd/pair/vote/sync?from="+fs+"&to="+ts, nil)
 }
 
+// Route prefers a replica on the same module as the destination that
+// agrees with the sample: a round on that module is a real sync path.
+func (s pairVoteSource) Route(to string, agree []string) string {
+	mod, _, _ := strings.Cut(to, "/")
+	for _, id := range agree {
+		if strings.HasPrefix(id, mod+"/") {
+			return id
+		}
+	}
+	return ""
+}
+
 // matrixHandler: GET /cmcd/pair/matrix, this module's replicas.
 func (m *pairModule) matrixHandler(w http.ResponseWriter, r *http.Request) {
 	if !m.peerAuthorized(w, r) {

@@ -146,7 +146,7 @@ func TestPairVoteLocal(t *testing.T) {
 	if r[0].Matrix["sel"] != r[1].Matrix["sel"] {
 		t.Fatalf("after the vote: primary %s, backup %s", r[0].Matrix["sel"], r[1].Matrix["sel"])
 	}
-	if ev := pairVoteEvents(t, a.eng); !strings.Contains(ev, "OK: fingerprint vote (takeover): A/backup synced from sample A/primary") {
+	if ev := pairVoteEvents(t, a.eng); !strings.Contains(ev, "OK: fingerprint vote (takeover): A/backup synced from A/primary") {
 		t.Fatalf("events:\n%s", ev)
 	}
 }
@@ -220,7 +220,7 @@ func TestPairVoteAcrossModules(t *testing.T) {
 	if rep.Converged {
 		t.Fatalf("converged although B differs: %+v", rep)
 	}
-	if ev := pairVoteEvents(t, a.eng); !strings.Contains(ev, "Critical: fingerprint vote (schedule): B/backup could not be brought to sample A/primary") ||
+	if ev := pairVoteEvents(t, a.eng); !strings.Contains(ev, "Critical: fingerprint vote (schedule): B/backup could not be brought to A/primary") ||
 		!strings.Contains(ev, "not replicated between modules") {
 		t.Fatalf("events:\n%s", ev)
 	}

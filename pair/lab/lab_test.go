@@ -38,6 +38,7 @@ type lab struct {
 	procs  map[string]*exec.Cmd
 	ip     map[string]string
 	client *http.Client
+	ipmi   bool // serve IPMI on each module (0.0.0.0:623)
 }
 
 func run(t *testing.T, args ...string) {
@@ -164,8 +165,14 @@ func (l *lab) start(m string) {
 		}
 	} else {
 		sync := map[string]string{"A": "10.78.0.1", "B": "10.78.0.2"}[m]
+		other := map[string]string{"A": "B", "B": "A"}[m]
+		ipmi := ""
+		if l.ipmi {
+			ipmi = "0.0.0.0:623"
+		}
 		args = append([]string{"run", "--data", filepath.Join(l.dir, m), "--redfish", "", "--insecure-http", "0.0.0.0:8080",
-			"--ipmi", "", "--ntp", "", "--sim-nodes", "1", "--sim-node-ipmi=false",
+			"--pair-peer-http", "http://" + l.ip[other] + ":8080", "--pair-peer-http", "http://" + map[string]string{"A": "10.78.0.1", "B": "10.78.0.2"}[other] + ":8080",
+			"--ipmi", ipmi, "--ntp", "", "--sim-nodes", "1", "--sim-node-ipmi=false",
 			"--pair-id", m, "--pair-listen", l.ip[m] + ":7400", "--pair-listen", sync + ":7400", "--pair-preset", "A",
 			"--pair-key", filepath.Join(l.dir, "pair.key"), "--pair-vip-interface", "eth0", "--pair-vip", vipAddr + "/24",
 			"--pair-fence-command", filepath.Join(l.dir, "fence.sh")}, l.peers()...)

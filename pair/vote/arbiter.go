@@ -3,6 +3,7 @@ package vote
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,14 @@ type Source interface {
 	Matrices(ctx context.Context) ([]Replica, error)
 	// Sync copies the given categories from replica from to replica to.
 	Sync(ctx context.Context, from, to string, categories []string) error
+}
+
+// Router is an optional Source extension: it picks which replica a
+// disagreeing replica is copied from, among those that agree with the
+// sample (e.g. one on the same module, which has a local sync path). Any
+// other answer is ignored and the sample is used.
+type Router interface {
+	Route(to string, agree []string) string
 }
 
 // Event is one step of a run, for the event log.
@@ -121,7 +130,13 @@ func (a *Arbiter) Run(ctx context.Context, reason string) (*Report, error) {
 			continue
 		}
 		for _, id := range o.Disagree {
-			jobs[job{o.Sample, id}] = append(jobs[job{o.Sample, id}], o.Category)
+			from := o.Sample
+			if rt, ok := a.Source.(Router); ok {
+				if f := rt.Route(id, o.Agree); slices.Contains(o.Agree, f) {
+					from = f
+				}
+			}
+			jobs[job{from, id}] = append(jobs[job{from, id}], o.Category)
 		}
 	}
 	if len(rep.NoMajority) > 0 {
@@ -177,11 +192,11 @@ func (a *Arbiter) Run(ctx context.Context, reason string) (*Report, error) {
 			}
 		}
 		if sr.Verified {
-			a.emit("OK", "fingerprint vote (%s): %s synced from sample %s [%s], verified by fingerprint after %d attempt(s)",
+			a.emit("OK", "fingerprint vote (%s): %s synced from %s [%s], verified by fingerprint after %d attempt(s)",
 				reason, k.to, k.from, strings.Join(sr.Categories, " "), sr.Attempts)
 		} else {
 			rep.Converged = false
-			a.emit("Critical", "fingerprint vote (%s): %s could not be brought to sample %s [%s] in %d attempt(s): %s",
+			a.emit("Critical", "fingerprint vote (%s): %s could not be brought to %s [%s] in %d attempt(s): %s",
 				reason, k.to, k.from, strings.Join(sr.Categories, " "), sr.Attempts, sr.Error)
 		}
 		rep.Syncs = append(rep.Syncs, sr)

@@ -137,7 +137,7 @@ func TestArbiterSyncsAndVerifies(t *testing.T) {
 		text = append(text, e.Severity+": "+e.Message)
 	}
 	all := strings.Join(text, "\n")
-	if !strings.Contains(all, "B/backup still differs") || !strings.Contains(all, "B/backup synced from sample A/primary [sel], verified by fingerprint after 2") {
+	if !strings.Contains(all, "B/backup still differs") || !strings.Contains(all, "B/backup synced from A/primary [sel], verified by fingerprint after 2") {
 		t.Fatalf("events:\n%s", all)
 	}
 	if a.Last() != rep {
@@ -191,5 +191,31 @@ func TestArbiterGivesUp(t *testing.T) {
 	}
 	if last := evs[len(evs)-1]; last.Severity != "Critical" || !strings.Contains(last.Message, "flash write failed") {
 		t.Fatalf("last event %+v", last)
+	}
+}
+
+// routed prefers a replica on the destination's module.
+type routed struct{ *memSource }
+
+func (r routed) Route(to string, agree []string) string {
+	if to == "B/backup" {
+		return "B/primary"
+	}
+	return "nobody" // not among the agreeing: ignored
+}
+
+// TestArbiterRouter: a Router picks another agreeing replica as the copy
+// source; an answer outside the agreeing replicas is ignored.
+func TestArbiterRouter(t *testing.T) {
+	s := newMem()
+	s.data["B/backup"]["sel"]["3"] = "stale"
+	s.data["A/backup"]["fan"]["Fan9"] = "1"
+	a := &Arbiter{Source: routed{s}, Categories: []string{"sel", "fan"}}
+	rep, err := a.Run(context.Background(), "schedule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Converged || strings.Join(s.syncs, "; ") != "A/primary->A/backup [fan]; B/primary->B/backup [sel]" {
+		t.Fatalf("syncs %v, report %+v", s.syncs, rep)
 	}
 }

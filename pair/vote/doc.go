@@ -29,7 +29,9 @@
 //
 // Arbiter.Run reads every matrix (Source.Matrices), votes, and for each
 // replica that disagrees asks the Source to copy the disagreeing
-// categories from the sample. It then reads the matrices again and
+// categories from the sample (or, when the Source is a Router, from
+// another replica that agrees with it, e.g. one with a local sync path).
+// It then reads the matrices again and
 // verifies each copy by fingerprint against the sample's current
 // fingerprint (live data may have moved on); a replica that still differs
 // is synced again, up to MaxAttempts. Every step is an Event (Arbiter.Event)
