@@ -185,6 +185,7 @@ type pairModule struct {
 	voteKick chan string
 	voteMu   sync.Mutex // one vote at a time
 	stopVote context.CancelFunc
+	uplink   func() bool // the floating address's interface has a carrier (daemon/pairlink.go); nil: no address
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).
@@ -236,6 +237,8 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 			}
 		}
 		cfg.Address = h
+		ifname := pc.VIPIf
+		m.uplink = func() bool { up, err := linkUp(ifname); return err == nil && up }
 	}
 	cfg.OnRole = func(r pair.Role) {
 		if r == pair.RoleActive {
@@ -249,6 +252,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	vctx, cancel := context.WithCancel(context.Background())
 	m.stopVote = cancel
 	go m.voteLoop(vctx, every)
+	go m.uplinkLoop(vctx, timing.Heartbeat/2)
 	return m, nil
 }
 
@@ -345,7 +349,7 @@ func redfishError(w http.ResponseWriter, code int, msgID, msg string) {
 func (m *pairModule) Handler(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cmcd/pair/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, m.node.Status())
+		writeJSON(w, http.StatusOK, m.status())
 	})
 	mux.HandleFunc("POST /cmcd/pair/write", m.kvWrite)
 	mux.HandleFunc("GET /cmcd/pair/kv", m.kvList)

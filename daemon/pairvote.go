@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -254,7 +255,10 @@ func (m *pairModule) newArbiter() {
 	m.arb = &vote.Arbiter{Source: pairVoteSource{m}, Event: func(e vote.Event) {
 		m.eng.LogEvent("PairVote", e.Severity, e.Message)
 	}}
-	m.httpc = &http.Client{Timeout: 5 * time.Second}
+	// A dead path must fail fast so the next one is tried; a round asked
+	// of the peer may take a while.
+	m.httpc = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, DisableKeepAlives: true}}
 	m.voteKick = make(chan string, 1)
 }
 

@@ -209,6 +209,8 @@ type status struct {
 	AppliedIndex  uint64 `json:"appliedIndex"`
 	CanServeReads bool   `json:"canServeReads"`
 	HoldsAddress  bool   `json:"holdsAddress"`
+	Term          string `json:"term"`
+	Uplink        *bool  `json:"uplink"`
 }
 
 func (l *lab) status(host string) (status, error) {
