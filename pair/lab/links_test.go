@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -28,14 +29,23 @@ func (l *lab) steady(d time.Duration, other string, from int) []string {
 		l.t.Fatalf("before: %+v %v", st0, err)
 	}
 	var acked []string
+	var slowest time.Duration
 	for t0 := time.Now(); time.Since(t0) < d; {
-		acked = append(acked, l.writes(from+len(acked), 1)...)
+		k := fmt.Sprintf("w%04d", from+len(acked))
+		w0 := time.Now()
+		code, body := l.as("admin", l.pw, "POST", "/cmcd/pair/write?key="+k, "v-"+k)
+		if code != 200 {
+			l.t.Fatalf("write %s: %d %s", k, code, body)
+		}
+		slowest = max(slowest, time.Since(w0))
+		acked = append(acked, k)
 		st, err := l.status(vipAddr)
 		if err != nil || st.ID != "A" || st.Role != "active" || st.Term != st0.Term {
 			l.t.Fatalf("after %v: active %+v (before: term %s) %v", time.Since(t0), st, st0.Term, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	l.t.Logf("%d acknowledged writes in %v, slowest %v", len(acked), d, slowest)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		so, err := l.statusIn(other)
@@ -70,6 +80,7 @@ func TestLabLinkCuts(t *testing.T) {
 	l.waitActive("A", 60*time.Second)
 	l.agree("A", "B")
 	acked := l.writes(0, 5)
+	acked = append(acked, l.steady(3*time.Second, "B", 50)...) // control: no cut
 
 	run(t, "ip", "-n", l.ns("A"), "link", "set", "sync0", "down")
 	acked = append(acked, l.steady(3*time.Second, "B", 100)...)
