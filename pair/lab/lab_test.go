@@ -41,6 +41,7 @@ type lab struct {
 	client *http.Client
 	ipmi   bool   // serve IPMI on each module (0.0.0.0:623)
 	hb     string // heartbeat timeout for every voter ("": the default)
+	noW    bool   // two-node mode: no witness among the voters
 }
 
 func run(t testing.TB, args ...string) {
@@ -154,6 +155,9 @@ func (l *lab) clientIn(m string) *http.Client {
 }
 
 func (l *lab) peers() []string {
+	if l.noW {
+		return []string{"--pair-peer", "A=10.77.0.1:7400,10.78.0.1:7400", "--pair-peer", "B=10.77.0.2:7400,10.78.0.2:7400"}
+	}
 	return []string{"--pair-peer", "A=10.77.0.1:7400,10.78.0.1:7400", "--pair-peer", "B=10.77.0.2:7400,10.78.0.2:7400",
 		"--pair-peer", "W=10.77.0.3:7400;witness"}
 }
@@ -221,6 +225,7 @@ type status struct {
 	HoldsAddress  bool   `json:"holdsAddress"`
 	Term          string `json:"term"`
 	Uplink        *bool  `json:"uplink"`
+	Fences        int    `json:"fences"`
 }
 
 func (l *lab) status(host string) (status, error) {
