@@ -78,6 +78,7 @@ bench: build
 	set -o pipefail; $(GO) test -run '^$$' -bench ChassisRefresh -benchtime 5x -count 1 ./board/ipmi/ ./board/ipmi/simbmc/ | tee bench/out/ipmi-refresh.txt | grep -E 'chassis refresh|^ok|FAIL'
 	set -o pipefail; $(GO) run ./bench/ntpload | tee bench/out/ntp.txt
 	set -o pipefail; ./bench/redfish.sh | tee bench/out/redfish.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench Takeover -benchtime 1x -count 1 -timeout 20m ./pair/lab/ | tee bench/out/takeover.txt | grep -E 'SUMMARY|^ok|FAIL'
 
 # Fuzz the Redfish request decoding and routing (the seeds run in `make test`).
 FUZZTIME ?= 60s

@@ -20,22 +20,25 @@ import (
 	"cmcd/accounts"
 	"cmcd/pair"
 	"cmcd/pair/vip"
+	"cmcd/pair/vote"
 	"cmcd/syncsel"
 )
 
 // PairConfig configures the redundant pair (issue 8). Empty ID: no pair,
 // cmcd runs alone exactly as before.
 type PairConfig struct {
-	ID        string      `json:"id"`      // this module's ID (e.g. A)
-	Listen    []string    `json:"listen"`  // raft addresses: management, then sync link
-	Peers     []pair.Peer `json:"peers"`   // every voter, this module included; the witness with "witness": true
-	Preset    string      `json:"preset"`  // the module that becomes active at power-up (D7)
-	KeyFile   string      `json:"keyFile"` // the pair key (64 hex digits, mode 0600), same on both modules
-	Dir       string      `json:"dir"`     // raft state; default DATA/pair
-	VIPIf     string      `json:"vipInterface"`
-	VIP       string      `json:"vip"`          // floating address with prefix, e.g. 10.0.0.100/24
-	FenceCmd  []string    `json:"fenceCommand"` // fence agent: argv, the peer ID is appended
-	Heartbeat string      `json:"heartbeat"`    // raft heartbeat timeout (default 200ms)
+	ID           string      `json:"id"`      // this module's ID (e.g. A)
+	Listen       []string    `json:"listen"`  // raft addresses: management, then sync link
+	Peers        []pair.Peer `json:"peers"`   // every voter, this module included; the witness with "witness": true
+	Preset       string      `json:"preset"`  // the module that becomes active at power-up (D7)
+	KeyFile      string      `json:"keyFile"` // the pair key (64 hex digits, mode 0600), same on both modules
+	Dir          string      `json:"dir"`     // raft state; default DATA/pair
+	VIPIf        string      `json:"vipInterface"`
+	VIP          string      `json:"vip"`          // floating address with prefix, e.g. 10.0.0.100/24
+	FenceCmd     []string    `json:"fenceCommand"` // fence agent: argv, the peer ID is appended
+	Heartbeat    string      `json:"heartbeat"`    // raft heartbeat timeout (default 200ms)
+	PeerHTTP     []string    `json:"peerHTTP"`     // the other module's HTTP base URLs (fingerprint vote, daemon/pairvote.go)
+	VoteInterval string      `json:"voteInterval"` // fingerprint vote schedule (default 5m, 0: after takeovers only)
 }
 
 // pairFlags registers the --pair-* flags; the returned function copies the
@@ -51,6 +54,9 @@ func pairFlags(fs *flag.FlagSet) func(c *Config) error {
 	vipAddr := fs.String("pair-vip", "", "redundant pair: floating address with prefix, e.g. 10.0.0.100/24")
 	fs.Var(&fence, "pair-fence-command", "redundant pair: fence agent argv word (repeatable); the peer ID is appended")
 	hb := fs.String("pair-heartbeat", "", "redundant pair: heartbeat timeout (default 200ms)")
+	var peerHTTP multi
+	fs.Var(&peerHTTP, "pair-peer-http", "redundant pair: the other module's HTTP base URL (repeatable: management, then sync link)")
+	voteEvery := fs.String("pair-vote-interval", "", "redundant pair: fingerprint vote interval (default 5m; 0: after takeovers only)")
 	return func(c *Config) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
@@ -80,6 +86,10 @@ func pairFlags(fs *flag.FlagSet) func(c *Config) error {
 				c.Pair.FenceCmd = fence
 			case "pair-heartbeat":
 				c.Pair.Heartbeat = *hb
+			case "pair-peer-http":
+				c.Pair.PeerHTTP = peerHTTP
+			case "pair-vote-interval":
+				c.Pair.VoteInterval = *voteEvery
 			}
 		})
 		return err
@@ -123,7 +133,8 @@ func timingFor(hb string) (pair.Timing, error) {
 
 // pairSink applies replicated values on this module.
 type pairSink struct {
-	eng *syncsel.Engine
+	eng  *syncsel.Engine
+	acct *accounts.Store
 }
 
 func (s pairSink) ApplySlot(slot string, plain []byte) error {
@@ -134,6 +145,13 @@ func (s pairSink) ApplySlot(slot string, plain []byte) error {
 			return err
 		}
 		_, err := s.eng.UpdateConfig(patch)
+		return err
+	case slot == pair.SlotAccounts:
+		var rep accounts.Replica
+		if err := json.Unmarshal(plain, &rep); err != nil {
+			return err
+		}
+		_, err := s.acct.Import(rep)
 		return err
 	case strings.HasPrefix(slot, pair.SlotKVPrefix):
 		return nil // held by the FSM itself
@@ -157,6 +175,17 @@ type pairModule struct {
 	acct *accounts.Store
 	log  *slog.Logger
 	wmu  sync.Mutex // one write at a time: its resulting state is what gets replicated
+
+	// The fingerprint vote (daemon/pairvote.go).
+	id       string
+	key      []byte
+	peerHTTP []string
+	httpc    *http.Client
+	arb      *vote.Arbiter
+	voteKick chan string
+	voteMu   sync.Mutex // one vote at a time
+	stopVote context.CancelFunc
+	uplink   func() bool // the floating address's interface has a carrier (daemon/pairlink.go); nil: no address
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).
@@ -181,9 +210,14 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	if dir == "" {
 		dir = filepath.Join(c.Data, "pair")
 	}
-	m := &pairModule{eng: eng, acct: acct, log: log}
+	every, err := voteInterval(pc.VoteInterval)
+	if err != nil {
+		return nil, err
+	}
+	m := &pairModule{eng: eng, acct: acct, log: log, id: pc.ID, key: key, peerHTTP: pc.PeerHTTP}
+	m.newArbiter()
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
-		Sealer: sealer, Sink: pairSink{eng: eng}, Timing: timing, Log: log}
+		Sealer: sealer, Sink: pairSink{eng: eng, acct: acct}, Timing: timing, Log: log}
 	if len(pc.FenceCmd) > 0 {
 		cfg.Fencer = pair.ExecFencer{Command: pc.FenceCmd}
 	}
@@ -203,15 +237,22 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 			}
 		}
 		cfg.Address = h
+		ifname := pc.VIPIf
+		m.uplink = func() bool { up, err := linkUp(ifname); return err == nil && up }
 	}
 	cfg.OnRole = func(r pair.Role) {
 		if r == pair.RoleActive {
 			go m.publishInitial()
+			m.kickVote("takeover")
 		}
 	}
 	if m.node, err = pair.Start(cfg); err != nil {
 		return nil, err
 	}
+	vctx, cancel := context.WithCancel(context.Background())
+	m.stopVote = cancel
+	go m.voteLoop(vctx, every)
+	go m.uplinkLoop(vctx, timing.Heartbeat/2)
 	return m, nil
 }
 
@@ -220,11 +261,15 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 func (m *pairModule) publishInitial() {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
-	if _, ok, _ := m.node.FSM().Get(pair.SlotConfig); ok {
-		return
+	if _, ok, _ := m.node.FSM().Get(pair.SlotConfig); !ok {
+		if err := m.publishConfig(); err != nil {
+			m.log.Warn("pair: publish initial configuration", "err", err)
+		}
 	}
-	if err := m.publishConfig(); err != nil {
-		m.log.Warn("pair: publish initial configuration", "err", err)
+	if _, ok, _ := m.node.FSM().Get(pair.SlotAccounts); !ok {
+		if err := m.publishAccounts(); err != nil {
+			m.log.Warn("pair: publish initial accounts", "err", err)
+		}
 	}
 }
 
@@ -244,16 +289,43 @@ func (m *pairModule) publishConfig() error {
 	return err
 }
 
-// revert re-applies the replicated configuration after a write that could
-// not be replicated.
+// publishAccounts replicates the local account list (hashes and
+// passwords, sealed under the pair key by the FSM) if it differs from the
+// replicated one. Callers hold wmu.
+func (m *pairModule) publishAccounts() error {
+	rep, err := m.acct.Export()
+	if err != nil {
+		return err
+	}
+	want, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	if cur, ok, _ := m.node.FSM().Get(pair.SlotAccounts); ok && bytes.Equal(cur, want) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = m.node.Put(ctx, pair.SlotAccounts, want)
+	return err
+}
+
+// revert re-applies the replicated configuration and accounts after a
+// write that could not be replicated.
 func (m *pairModule) revert() {
-	if cur, ok, err := m.node.FSM().Get(pair.SlotConfig); ok && err == nil {
-		pairSink{eng: m.eng}.ApplySlot(pair.SlotConfig, cur)
+	sink := pairSink{eng: m.eng, acct: m.acct}
+	for _, slot := range []string{pair.SlotConfig, pair.SlotAccounts} {
+		if cur, ok, err := m.node.FSM().Get(slot); ok && err == nil {
+			if err := sink.ApplySlot(slot, cur); err != nil {
+				m.log.Error("pair: revert", "slot", slot, "err", err)
+			}
+		}
 	}
 }
 
 func (m *pairModule) Close() {
 	if m != nil {
+		m.stopVote()
 		m.node.Close()
 	}
 }
@@ -277,10 +349,13 @@ func redfishError(w http.ResponseWriter, code int, msgID, msg string) {
 func (m *pairModule) Handler(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cmcd/pair/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, m.node.Status())
+		writeJSON(w, http.StatusOK, m.status())
 	})
 	mux.HandleFunc("POST /cmcd/pair/write", m.kvWrite)
 	mux.HandleFunc("GET /cmcd/pair/kv", m.kvList)
+	mux.HandleFunc("GET /cmcd/pair/matrix", m.matrixHandler)
+	mux.HandleFunc("POST /cmcd/pair/vote/sync", m.voteSyncHandler)
+	mux.HandleFunc("/cmcd/pair/vote", m.voteReport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 		session := strings.HasPrefix(r.URL.Path, "/redfish/v1/SessionService/Sessions") // sessions are per module
@@ -307,7 +382,11 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
 		if rec.Code/100 == 2 {
-			if err := m.publishConfig(); err != nil {
+			err := m.publishConfig()
+			if err == nil {
+				err = m.publishAccounts()
+			}
+			if err != nil {
 				m.log.Error("pair: write not replicated; reverted", "path", r.URL.Path, "err", err)
 				m.revert()
 				redfishError(w, http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable",

@@ -26,8 +26,8 @@ func (n *Node) watchdog() {
 	defer tick.Stop()
 	silent := func() bool {
 		r := n.raft()
-		if r.State() == raft.Leader {
-			return false
+		if r.State() == raft.Leader || !n.peerIsVoter(r) {
+			return false // leading, or already alone (fenced peer removed): nothing to fence
 		}
 		last := r.LastContact()
 		if s := n.started.Add(n.cfg.StartGrace); last.Before(s) {
@@ -70,6 +70,23 @@ func (n *Node) watchdog() {
 			n.log.Error("pair: recover as single voter", "err", err)
 		}
 	}
+}
+
+// peerIsVoter reports whether the other module is a voter in r's current
+// configuration. After recoverAlone it is not, and a new fence would only
+// restart raft again before it could elect itself.
+func (n *Node) peerIsVoter(r *raft.Raft) bool {
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return true
+	}
+	peer := n.peerModule().ID
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == peer && s.Suffrage == raft.Voter {
+			return true
+		}
+	}
+	return false
 }
 
 // recoverAlone restarts raft with this module as the only voter.

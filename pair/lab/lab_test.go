@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ import (
 const vipAddr = "10.77.0.100"
 
 type lab struct {
-	t      *testing.T
+	t      testing.TB
 	pre    string // namespace name prefix
 	dir    string
 	bin    string
@@ -38,9 +39,12 @@ type lab struct {
 	procs  map[string]*exec.Cmd
 	ip     map[string]string
 	client *http.Client
+	ipmi   bool   // serve IPMI on each module (0.0.0.0:623)
+	hb     string // heartbeat timeout for every voter ("": the default)
+	noW    bool   // two-node mode: no witness among the voters
 }
 
-func run(t *testing.T, args ...string) {
+func run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
@@ -70,11 +74,13 @@ func (l *lab) inNS(m string, fn func() error) error {
 	return fn()
 }
 
-func newLab(t *testing.T) *lab {
+var labSeq atomic.Int32 // several labs in one process (the benchmark) get distinct namespaces
+
+func newLab(t testing.TB) *lab {
 	if os.Geteuid() != 0 {
 		t.Skip("the pair lab needs root (network namespaces, veth, bridge)")
 	}
-	l := &lab{t: t, pre: fmt.Sprintf("cmcdlab%d-", os.Getpid()%100000), dir: t.TempDir(), procs: map[string]*exec.Cmd{},
+	l := &lab{t: t, pre: fmt.Sprintf("cmcdlab%d-%d-", os.Getpid()%100000, labSeq.Add(1)), dir: t.TempDir(), procs: map[string]*exec.Cmd{},
 		ip: map[string]string{"A": "10.77.0.1", "B": "10.77.0.2", "W": "10.77.0.3", "C": "10.77.0.9"}}
 	l.bin = filepath.Join(l.dir, "cmcd")
 	run(t, "go", "build", "-o", l.bin, "cmcd/cmd/cmcd")
@@ -149,6 +155,9 @@ func (l *lab) clientIn(m string) *http.Client {
 }
 
 func (l *lab) peers() []string {
+	if l.noW {
+		return []string{"--pair-peer", "A=10.77.0.1:7400,10.78.0.1:7400", "--pair-peer", "B=10.77.0.2:7400,10.78.0.2:7400"}
+	}
 	return []string{"--pair-peer", "A=10.77.0.1:7400,10.78.0.1:7400", "--pair-peer", "B=10.77.0.2:7400,10.78.0.2:7400",
 		"--pair-peer", "W=10.77.0.3:7400;witness"}
 }
@@ -162,13 +171,25 @@ func (l *lab) start(m string) {
 				args[i] = "--peer"
 			}
 		}
+		if l.hb != "" {
+			args = append(args, "--heartbeat", l.hb)
+		}
 	} else {
 		sync := map[string]string{"A": "10.78.0.1", "B": "10.78.0.2"}[m]
+		other := map[string]string{"A": "B", "B": "A"}[m]
+		ipmi := ""
+		if l.ipmi {
+			ipmi = "0.0.0.0:623"
+		}
 		args = append([]string{"run", "--data", filepath.Join(l.dir, m), "--redfish", "", "--insecure-http", "0.0.0.0:8080",
-			"--ipmi", "", "--ntp", "", "--sim-nodes", "1", "--sim-node-ipmi=false",
+			"--pair-peer-http", "http://" + l.ip[other] + ":8080", "--pair-peer-http", "http://" + map[string]string{"A": "10.78.0.1", "B": "10.78.0.2"}[other] + ":8080",
+			"--ipmi", ipmi, "--ntp", "", "--sim-nodes", "1", "--sim-node-ipmi=false",
 			"--pair-id", m, "--pair-listen", l.ip[m] + ":7400", "--pair-listen", sync + ":7400", "--pair-preset", "A",
 			"--pair-key", filepath.Join(l.dir, "pair.key"), "--pair-vip-interface", "eth0", "--pair-vip", vipAddr + "/24",
 			"--pair-fence-command", filepath.Join(l.dir, "fence.sh")}, l.peers()...)
+		if l.hb != "" {
+			args = append(args, "--pair-heartbeat", l.hb)
+		}
 	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns(m), l.bin}, args...)...)
 	logf, _ := os.OpenFile(filepath.Join(l.dir, m+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -202,6 +223,9 @@ type status struct {
 	AppliedIndex  uint64 `json:"appliedIndex"`
 	CanServeReads bool   `json:"canServeReads"`
 	HoldsAddress  bool   `json:"holdsAddress"`
+	Term          string `json:"term"`
+	Uplink        *bool  `json:"uplink"`
+	Fences        int    `json:"fences"`
 }
 
 func (l *lab) status(host string) (status, error) {
@@ -459,7 +483,7 @@ func TestLabSplitBrain(t *testing.T) {
 	}
 }
 
-func validate(t *testing.T, body []byte) error {
+func validate(t testing.TB, body []byte) error {
 	t.Helper()
 	v, err := rfschema.New()
 	if err != nil {
