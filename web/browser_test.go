@@ -178,9 +178,9 @@ func (p *page) shot(name string) {
 	p.t.Logf("screenshot %s", path)
 }
 
-// sync reads the Manager's Oem.Cmcd.Sync over the API, as the reference
-// the page is checked against.
-func (p *page) sync() map[string]any {
+// managerOem reads the Manager's Oem.Cmcd section named key over the API,
+// as the reference the page is checked against.
+func (p *page) managerOem(key string) map[string]any {
 	p.t.Helper()
 	req, _ := http.NewRequest("GET", p.base+"/redfish/v1/Managers/CMC", nil)
 	req.SetBasicAuth("admin", p.pw)
@@ -190,15 +190,16 @@ func (p *page) sync() map[string]any {
 	}
 	defer res.Body.Close()
 	var m struct {
-		Oem struct {
-			Cmcd struct{ Sync map[string]any }
-		}
+		Oem struct{ Cmcd map[string]map[string]any }
 	}
 	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
 		p.t.Fatal(err)
 	}
-	return m.Oem.Cmcd.Sync
+	return m.Oem.Cmcd[key]
 }
+
+// sync reads the Manager's Oem.Cmcd.Sync.
+func (p *page) sync() map[string]any { return p.managerOem("Sync") }
 
 func (p *page) explanation(name string) string {
 	for _, o := range p.sync()["SelectionModel"].([]any) {

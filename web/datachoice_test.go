@@ -2,9 +2,7 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -45,25 +43,7 @@ func upgraded(t *testing.T) func(*daemon.Config) {
 	}
 }
 
-func (p *page) dataChoice() map[string]any {
-	p.t.Helper()
-	req, _ := http.NewRequest("GET", p.base+"/redfish/v1/Managers/CMC", nil)
-	req.SetBasicAuth("admin", p.pw)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var m struct {
-		Oem struct {
-			Cmcd struct{ DataChoice map[string]any }
-		}
-	}
-	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
-		p.t.Fatal(err)
-	}
-	return m.Oem.Cmcd.DataChoice
-}
+func (p *page) dataChoice() map[string]any { return p.managerOem("DataChoice") }
 
 // TestDataChoicePrompt is S5 on the page: after an upgrade the page shows
 // the keep-or-restore prompt naming the new version; the operator answers
