@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,17 +37,7 @@ func TestBoardProfile(t *testing.T) {
 	c.Data = filepath.Join(dir, "data")
 	c.Board = profile
 	c.Redfish, c.InsecureHTTP, c.IPMI, c.NTP = "", "127.0.0.1:0", "", ""
-	var logs syncBuf
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c, log) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	logs := runDaemon(t, c, slog.LevelInfo)
 	re := regexp.MustCompile(`url=(http://\S+)`)
 	var base string
 	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"cmcd/internal/syncbuf"
-	"context"
 	"crypto/tls"
 	"log/slog"
 	"net/http"
@@ -26,17 +25,7 @@ func TestRedfishListeners(t *testing.T) {
 	c.InsecureHTTP = "127.0.0.1:0"
 	c.IPMI, c.NTP = "", ""
 	c.Sim.Nodes = 2
-	var logs syncBuf
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c, log) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	logs := runDaemon(t, c, slog.LevelInfo)
 	re := regexp.MustCompile(`url=(https?://\S+)`)
 	var urls []string
 	for deadline := time.Now().Add(10 * time.Second); len(urls) < 2 && time.Now().Before(deadline); {

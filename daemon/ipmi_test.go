@@ -28,17 +28,7 @@ func TestIPMIPath(t *testing.T) {
 	c.IPMI = "127.0.0.1:0"
 	c.Sim.Nodes = 2
 	c.Sim.FillSEL = 3
-	var logs syncBuf
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c, log) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	logs := runDaemon(t, c, slog.LevelDebug)
 	re := regexp.MustCompile(`msg="ipmi listening" addr=127\.0\.0\.1:(\d+)`)
 	var port string
 	for deadline := time.Now().Add(15 * time.Second); port == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
