@@ -553,10 +553,12 @@ func TestUpdateDataChoice(t *testing.T) {
 }
 
 // TestUploadStreams: a 24 MiB upload does not pass through memory: the
-// heap (GC at 5 %, so it is close to the live data) sampled during the
-// upload, verification, write and read-back never grows by as much as a
-// third of the image (curl is a separate process, so the heap is the
-// server's).
+// heap (GC at 5 % and a soft memory limit a quarter of the image above the
+// start, so it stays close to the live data) sampled during the upload,
+// verification, write and read-back never grows by half the image (curl is
+// a separate process, so the heap is the server's). An image buffered in
+// memory adds at least its own size; a streamed one measures 1.6-3 MB here
+// and up to 8.4 MB when CI starves the collector of CPU.
 func TestUploadStreams(t *testing.T) {
 	k := firmwaretest.New(t)
 	r := newRig(t, rigOption{kit: k, device: flash.DeviceInfo{Size: 32 << 20, EraseSize: 64 << 10, WriteSize: 1}})
@@ -569,6 +571,7 @@ func TestUploadStreams(t *testing.T) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapAlloc
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(ms.Sys) + size/4))
 	stop := make(chan struct{})
 	peak := make(chan uint64)
 	go func() {
@@ -599,7 +602,7 @@ func TestUploadStreams(t *testing.T) {
 	}
 	grow := int64(p) - int64(base)
 	t.Logf("SUMMARY upload of a %d-byte image: server heap peak +%d bytes (%.1f%% of the image)", size, grow, float64(grow)*100/size)
-	if grow > size/3 {
+	if grow > size/2 {
 		t.Fatalf("the heap grew by %d bytes during a %d-byte upload: the image is buffered in memory", grow, size)
 	}
 }
