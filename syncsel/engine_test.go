@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -511,5 +512,50 @@ func TestVerifyBeforeFirstStore(t *testing.T) {
 	r.Print(&b)
 	if !strings.Contains(b.String(), "no store yet") {
 		t.Fatalf("report does not say the stores are absent:\n%s", b.String())
+	}
+}
+
+// TestVerifyFirstStoreCutShort: a kill while bbolt writes a new store's
+// first pages leaves a file of zero length or shorter than its four
+// initial pages. Nothing was committed to it; verify must not call it
+// corrupt, and cmcd run must set it up again.
+func TestVerifyFirstStoreCutShort(t *testing.T) {
+	for _, size := range []int{0, 100, 4096, 3 * 4096} {
+		a := flash.Areas{Root: t.TempDir()}
+		if err := a.Ensure(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(a.StorePath(flash.Primary), make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := Verify(a, time.Second)
+		if !r.Consistent() {
+			var b strings.Builder
+			r.Print(&b)
+			t.Errorf("store cut at %d bytes: verify says\n%s", size, b.String())
+		}
+		if !r.Stores[flash.Primary].Missing {
+			t.Errorf("store cut at %d bytes not reported as holding nothing", size)
+		}
+		// cmcd run sets it up again instead of quarantining it.
+		s, err := OpenStore(a.StorePath(flash.Primary), flash.Primary, StoreOptions{})
+		if err != nil {
+			t.Fatalf("store cut at %d bytes: open for writing: %v", size, err)
+		}
+		s.Close()
+		if m, _ := filepath.Glob(a.StorePath(flash.Primary) + ".*"); len(m) != 0 {
+			t.Errorf("store cut at %d bytes was moved aside: %v", size, m)
+		}
+	}
+	// A file of four pages or more is bbolt's: garbage there is corrupt.
+	a := flash.Areas{Root: t.TempDir()}
+	if err := a.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a.StorePath(flash.Primary), make([]byte, 4*os.Getpagesize()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := Verify(a, time.Second); r.Consistent() {
+		t.Fatal("four zero pages called consistent")
 	}
 }

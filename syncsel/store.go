@@ -164,8 +164,18 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Second
 	}
-	_, statErr := os.Stat(path)
+	info, statErr := os.Stat(path)
 	creating := errors.Is(statErr, os.ErrNotExist)
+	if statErr == nil && cutShortAtCreation(info) {
+		// Nothing was ever committed to it: as good as absent.
+		if o.ReadOnly {
+			return nil, fmt.Errorf("store %s: %w (%d bytes: its creation was cut short)", path, os.ErrNotExist, info.Size())
+		}
+		if err := os.Truncate(path, 0); err != nil {
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+		creating = true
+	}
 	if creating && o.ReadOnly {
 		return nil, fmt.Errorf("store %s: %w", path, os.ErrNotExist)
 	}
@@ -243,6 +253,14 @@ func allBuckets() [][]byte {
 		out = append(out, []byte(c))
 	}
 	return out
+}
+
+// cutShortAtCreation reports whether a store file is shorter than the four
+// pages bbolt writes (and fsyncs) when it creates a database, before any
+// transaction: a kill or power cut at the first start left it so. bbolt
+// never shrinks a file, so such a file never held a committed transaction.
+func cutShortAtCreation(info os.FileInfo) bool {
+	return info.Size() < 4*int64(os.Getpagesize())
 }
 
 // uninitialised reports whether the store holds no bucket at all (a file
