@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"cmcd/internal/testexec"
 	"encoding/json"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,65 +17,14 @@ import (
 	"cmcd/internal/rfschema"
 )
 
-// cmcdProc is a real `cmcd run` child process.
-type cmcdProc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
-	done chan error
-}
-
-func (p *cmcdProc) text() string { p.mu.Lock(); defer p.mu.Unlock(); return p.log.String() }
-
-func (p *cmcdProc) waitFor(t *testing.T, re *regexp.Regexp) []string {
+// startCmcd starts a real `cmcd run` child and waits for its start-up
+// health check; it returns the plain-HTTP Redfish base URL.
+func startCmcd(t *testing.T, bin, data, pub string) (*testexec.Proc, string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(p.text()); m != nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s in the daemon log:\n%s", re, p.text())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *cmcdProc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("daemon exit: %v\n%s", err, p.text())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
-	}
-}
-
-func startCmcd(t *testing.T, bin, data, pub string) (*cmcdProc, string) {
-	t.Helper()
-	cmd := testexec.Command(bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
+	p := testexec.Start(t, nil, bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
 		"--redfish", "127.0.0.1:0", "--insecure-http", "127.0.0.1:0", "--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0", "--sync-interval", "1s")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &cmcdProc{cmd: cmd, done: make(chan error, 1)}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.done <- cmd.Wait()
-	}()
-	url := p.waitFor(t, regexp.MustCompile(`url=(http://\S+)/redfish/v1/`))[1]
-	p.waitFor(t, regexp.MustCompile(`start-up health check passed`))
+	url := p.WaitFor(t, regexp.MustCompile(`url=(http://\S+)/redfish/v1/`))[1]
+	p.WaitFor(t, regexp.MustCompile(`start-up health check passed`))
 	return p, url
 }
 
@@ -190,13 +136,13 @@ func TestUpgradeThroughRedfish(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("activate: %s %v", res.Status, m)
 	}
-	d.stop(t)
+	d.Stop(t)
 
 	d, base = startCmcd(t, bin, data, pub)
-	defer d.stop(t)
+	defer d.Stop(t)
 	c.base = base
-	if !strings.Contains(d.text(), "backup image (version 9.1.0) booted on trial (1 of 2)") {
-		t.Fatalf("the new image did not boot on trial:\n%s", d.text())
+	if !strings.Contains(d.Log(), "backup image (version 9.1.0) booted on trial (1 of 2)") {
+		t.Fatalf("the new image did not boot on trial:\n%s", d.Log())
 	}
 	backup = c.get("/redfish/v1/UpdateService/FirmwareInventory/Backup")
 	oem := backup["Oem"].(map[string]any)["Cmcd"].(map[string]any)

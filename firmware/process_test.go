@@ -12,9 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -159,73 +159,11 @@ func TestKillDuringInstall(t *testing.T) {
 	}
 }
 
-type daemon struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
-	done chan error
-}
-
-func (d *daemon) text() string { d.mu.Lock(); defer d.mu.Unlock(); return d.log.String() }
-
-func startDaemon(t *testing.T, bin, data, pub string, env ...string) *daemon {
+// startDaemon starts a real `cmcd run` child with env added.
+func startDaemon(t *testing.T, bin, data, pub string, env ...string) *testexec.Proc {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
+	return testexec.Start(t, env, bin, "run", "--data", data, "--trusted-key", pub, "--boot-limit", "2", "--sim-nodes", "1",
 		"--redfish", "127.0.0.1:0", "--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0", "--sync-interval", "1s")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	d := &daemon{cmd: cmd, done: make(chan error, 1)}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-		}
-		d.done <- cmd.Wait()
-	}()
-	return d
-}
-
-// waitFor waits for a log phrase (or the daemon's exit).
-func (d *daemon) waitFor(t *testing.T, phrase string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(d.text(), phrase) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the daemon log:\n%s", phrase, d.text())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Fatalf("daemon exit: %v\n%s", err, d.text())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
-	}
-}
-
-func (d *daemon) exited(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-d.done:
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatalf("daemon did not exit:\n%s", d.text())
-	}
-	return nil
 }
 
 type statusOut struct {
@@ -265,10 +203,10 @@ func TestDaemonBootFallback(t *testing.T) {
 	}
 	for boot := 1; boot <= 2; boot++ {
 		d := startDaemon(t, bin, data, pub, knob)
-		if err := d.exited(t); err == nil {
+		if err := d.Exited(t, 60*time.Second); err == nil {
 			t.Fatalf("boot %d: unhealthy image kept running", boot)
 		}
-		if log := d.text(); !strings.Contains(log, fmt.Sprintf("trial boot %d of 2", boot)) && !strings.Contains(log, "booted on trial (1 of 2)") ||
+		if log := d.Log(); !strings.Contains(log, fmt.Sprintf("trial boot %d of 2", boot)) && !strings.Contains(log, "booted on trial (1 of 2)") ||
 			!strings.Contains(log, "start-up health check failed") {
 			t.Fatalf("boot %d log:\n%s", boot, log)
 		}
@@ -277,14 +215,14 @@ func TestDaemonBootFallback(t *testing.T) {
 		}
 	}
 	d := startDaemon(t, bin, data, pub, knob)
-	d.waitFor(t, "start-up health check passed")
-	if log := d.text(); !strings.Contains(log, "boot fell back to the other image") {
+	d.WaitFor(t, regexp.MustCompile(regexp.QuoteMeta("start-up health check passed")))
+	if log := d.Log(); !strings.Contains(log, "boot fell back to the other image") {
 		t.Fatalf("no fallback:\n%s", log)
 	}
 	if out, err := exec.Command(bin, "image", "install", "--data", data, "--trusted-key", pub, k.signed("3.0.0", "sim", 1000, nil)).CombinedOutput(); err == nil || !strings.Contains(string(out), "another cmcd process owns the image slots") {
 		t.Fatalf("install while the daemon runs: %v\n%s", err, out)
 	}
-	d.stop(t)
+	d.Stop(t)
 	st := status(t, bin, data)
 	if st.Running.Slot != flash.Primary || st.Slots[1].Image.State != flash.ImageBad || !strings.Contains(st.Slots[1].Image.Reason, "did not report healthy within 2 boots") {
 		t.Fatalf("after fallback: %+v", st)
@@ -297,16 +235,16 @@ func TestDaemonBootFallback(t *testing.T) {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
 	d = startDaemon(t, bin, data, pub, knob)
-	d.waitFor(t, "start-up health check passed")
-	d.waitFor(t, "keep the data as the upgrade left it")
-	d.stop(t)
+	d.WaitFor(t, regexp.MustCompile(regexp.QuoteMeta("start-up health check passed")))
+	d.WaitFor(t, regexp.MustCompile(regexp.QuoteMeta("keep the data as the upgrade left it")))
+	d.Stop(t)
 	for i := 0; i < 2; i++ {
 		st = status(t, bin, data)
 		if st.Running.Version != "3.0.0" || st.Slots[1].Image.State != flash.ImageGood || st.DataChoice == nil || st.DataChoice.State != flash.ChoicePending {
 			t.Fatalf("after healthy upgrade (restart %d): %+v %+v", i, st.Running, st.DataChoice)
 		}
 		d = startDaemon(t, bin, data, pub)
-		d.waitFor(t, "start-up health check passed")
-		d.stop(t)
+		d.WaitFor(t, regexp.MustCompile(regexp.QuoteMeta("start-up health check passed")))
+		d.Stop(t)
 	}
 }

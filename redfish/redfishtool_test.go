@@ -1,12 +1,10 @@
 package redfish_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,8 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,85 +25,28 @@ func cmcdBinary(t *testing.T) string { return testexec.CmcdBinary(t) }
 
 // daemon is a real `cmcd run` on loopback ports the OS picks.
 type daemon struct {
+	*testexec.Proc
 	t           *testing.T
 	data        string
 	https, http string // host:port
 	pw          string
-	cmd         *exec.Cmd
-	done        chan struct{}
 }
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, data: t.TempDir(), done: make(chan struct{})}
+	d := &daemon{t: t, data: t.TempDir()}
 	args = append([]string{"run", "--data", d.data, "--sync-interval", "1h", "--sim-nodes", "2", "--sim-fill-sel", "5",
 		"--sim-sel-rate", "0", "--sim-fault-rate", "0", "--redfish", "127.0.0.1:0", "--insecure-http", "127.0.0.1:0",
 		"--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0"}, args...)
-	d.cmd = testexec.Command(cmcdBinary(t), args...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.stop)
-	urls := make(chan string, 2)
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	go func() {
-		defer close(d.done)
-		re := regexp.MustCompile(`url=(https?)://(\S+)/redfish/v1/`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logMu.Lock()
-			logs.Write(append(sc.Bytes(), '\n'))
-			logMu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1] + " " + m[2]
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	for len(d.https) == 0 || len(d.http) == 0 {
-		select {
-		case u := <-urls:
-			scheme, addr, _ := strings.Cut(u, " ")
-			if scheme == "https" {
-				d.https = addr
-			} else {
-				d.http = addr
-			}
-		case <-d.done:
-			t.Fatalf("cmcd exited before listening:\n%s", logs.String())
-		case <-time.After(60 * time.Second):
-			logMu.Lock()
-			defer logMu.Unlock()
-			t.Fatalf("cmcd did not listen within 60s:\n%s", logs.String())
-		}
-	}
+	d.Proc = testexec.Start(t, nil, cmcdBinary(t), args...)
+	d.https = d.WaitFor(t, regexp.MustCompile(`url=https://(\S+)/redfish/v1/`))[1]
+	d.http = d.WaitFor(t, regexp.MustCompile(`url=http://(\S+)/redfish/v1/`))[1]
 	pw, err := os.ReadFile(filepath.Join(d.data, "initial-admin-password"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.pw = strings.TrimSpace(string(pw))
 	return d
-}
-
-// stop ends the daemon (SIGTERM, then SIGKILL of its process group).
-func (d *daemon) stop() {
-	if d.cmd.Process == nil || d.cmd.ProcessState != nil {
-		return
-	}
-	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.done
-	}
-	d.cmd.Wait()
 }
 
 var insecureClient = &http.Client{Timeout: 30 * time.Second,
@@ -320,7 +259,7 @@ func TestRedfishtool(t *testing.T) {
 	}
 
 	// The store holds what redfishtool changed.
-	d.stop()
+	d.Stop(t)
 	st, err := syncsel.OpenStore(flash.Areas{Root: d.data}.StorePath(flash.Primary), flash.Primary, syncsel.StoreOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
