@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"cmcd/clock"
 	"cmcd/redfish"
@@ -45,7 +46,7 @@ func startNTP(ctx context.Context, c Config, log *slog.Logger, eng *syncsel.Engi
 		disc = discipline.NewAdjtimex()
 	}
 	cfg := timesrc.Config{Role: c.NTPRole, Name: c.NTPRegion, Type: c.NTPType, Listen: []string{c.NTP},
-		Upstream: c.NTPUpstream, Clock: disc, CoreReportURL: c.NTPCore, Log: log,
+		Upstream: c.NTPUpstream, UpstreamFile: filepath.Join(c.Data, "ntp-upstream.json"), Clock: disc, CoreReportURL: c.NTPCore, Log: log,
 		Events: func(e events.Event) {
 			lvl := slog.LevelInfo
 			switch e.Severity {

@@ -1,6 +1,7 @@
 package flash
 
 import (
+	"cmcd/internal/durable"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func (a Areas) Ensure() error {
 			return fmt.Errorf("flash: create %s data area: %w", s, err)
 		}
 	}
-	return SyncDir(a.Root)
+	return durable.SyncDir(a.Root)
 }
 
 // Prober checks the health of an image. Probe returns nil when the image
@@ -194,7 +195,7 @@ func (s *SimImages) Update(fn func(*BootState) error) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(s.path, b, 0o600); err != nil {
+	if err := durable.WriteFile(s.path, b, 0o600); err != nil {
 		return fmt.Errorf("flash: write boot state: %w", err)
 	}
 	s.state = next
@@ -230,45 +231,4 @@ func (p AreaProber) Probe(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("image did not answer: %w", ctx.Err())
 	}
-}
-
-// WriteFileAtomic writes data to path so that after a crash or power cut
-// the path holds either its old content or the new one, never a mix.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so that entries created in it survive a power cut.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

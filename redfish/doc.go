@@ -91,7 +91,7 @@
 //
 // With Options.TimeSource (timesrc.go), the Manager's NetworkProtocol NTP
 // section shows the live upstream set and PATCH of NTP/NTPServers
-// (ConfigureManager) replaces it until restart (bad entry: 400
+// (ConfigureManager) replaces it, saved across restarts (bad entry: 400
 // PropertyValueFormatError, nothing changed); Managers/CMC/Oem/Cmcd/TimeSource
 // and its Clients show the time source; the Manager's OEM actions
 // #Cmcd.TimeReport (ConfigureComponents) and #Cmcd.TimeCommand

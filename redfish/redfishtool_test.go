@@ -34,7 +34,14 @@ type daemon struct {
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, data: t.TempDir()}
+	return startDaemonIn(t, t.TempDir(), args...)
+}
+
+// startDaemonIn starts cmcd on the data directory data (a restart when a
+// daemon ran there before).
+func startDaemonIn(t *testing.T, data string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, data: data}
 	args = append([]string{"run", "--data", d.data, "--sync-interval", "1h", "--sim-nodes", "2", "--sim-fill-sel", "5",
 		"--sim-sel-rate", "0", "--sim-fault-rate", "0", "--redfish", "127.0.0.1:0", "--insecure-http", "127.0.0.1:0",
 		"--ipmi", "127.0.0.1:0", "--ntp", "127.0.0.1:0"}, args...)
@@ -258,8 +265,22 @@ func TestRedfishtool(t *testing.T) {
 		t.Errorf("HTTPS logout: %d %s%s", code, out, errs)
 	}
 
+	// The NTP upstream set: changed with redfishtool, saved across the
+	// restart below (the configured --ntp-upstream no longer applies).
+	d.rftJSON(false, "raw", "PATCH", "/redfish/v1/Managers/CMC/NetworkProtocol", "-d", `{"NTP":{"NTPServers":["127.0.0.1:1125", null]}}`)
+	if got := fmt.Sprint(d.get("/redfish/v1/Managers/CMC/NetworkProtocol")["NTP"].(map[string]any)["NTPServers"]); got != "[127.0.0.1:1125]" {
+		t.Errorf("NTPServers after PATCH: %s", got)
+	}
+
 	// The store holds what redfishtool changed.
 	d.Stop(t)
+	defer func() {
+		r := startDaemonIn(t, d.data, "--ntp-upstream", "127.0.0.1:1123")
+		defer r.Stop(t)
+		if got := fmt.Sprint(r.get("/redfish/v1/Managers/CMC/NetworkProtocol")["NTP"].(map[string]any)["NTPServers"]); got != "[127.0.0.1:1125]" {
+			t.Errorf("NTPServers after a restart: %s, want the PATCHed [127.0.0.1:1125]", got)
+		}
+	}()
 	st, err := syncsel.OpenStore(flash.Areas{Root: d.data}.StorePath(flash.Primary), flash.Primary, syncsel.StoreOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

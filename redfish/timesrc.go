@@ -271,7 +271,7 @@ func (s *Server) patchNTP(c *ctx, raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("redfish: NTP upstream servers changed (until restart)", "by", c.account.Username, "servers", set)
+	s.log.Info("redfish: NTP upstream servers changed (saved)", "by", c.account.Username, "servers", set)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"cmcd/board"
 	"cmcd/clock"
 	"cmcd/flash"
+	"cmcd/internal/durable"
 )
 
 // Errors of a round.
@@ -235,7 +236,7 @@ func quarantine(path string, now time.Time) (string, error) {
 	if err := os.Rename(path, moved); err != nil {
 		return "", err
 	}
-	return moved, flash.SyncDir(strings.TrimSuffix(path, "/"+flash.StoreFile))
+	return moved, durable.SyncDir(strings.TrimSuffix(path, "/"+flash.StoreFile))
 }
 
 // restoreFrom copies the store file of slot from onto slot to (which must be
@@ -258,7 +259,7 @@ func (e *Engine) restoreFrom(from, to flash.Slot) error {
 		err = os.Rename(tmp, e.o.Areas.StorePath(to))
 	}
 	if err == nil {
-		err = flash.SyncDir(e.o.Areas.Dir(to))
+		err = durable.SyncDir(e.o.Areas.Dir(to))
 	}
 	if err != nil {
 		os.Remove(tmp)

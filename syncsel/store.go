@@ -17,6 +17,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"cmcd/flash"
+	"cmcd/internal/durable"
 )
 
 // Bucket names besides the six category buckets.
@@ -222,7 +223,7 @@ func OpenStore(path string, slot flash.Slot, o StoreOptions) (s *Store, err erro
 			return nil
 		})
 		if err == nil && creating {
-			err = flash.SyncDir(filepath.Dir(path))
+			err = durable.SyncDir(filepath.Dir(path))
 		}
 		if err != nil {
 			db.Close()

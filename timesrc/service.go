@@ -23,8 +23,11 @@ type Config struct {
 	Type     string   // region type (T8): business and/or site, e.g. "hpc/site-a"
 	Listen   []string // NTP server addresses; two = dual-active listeners (T7)
 	Upstream []string // core servers "host:port"
-	Poll     time.Duration
-	Timeout  time.Duration
+	// UpstreamFile, when set, keeps the servers set at run time
+	// (SetUpstream) across restarts; a saved set overrides Upstream.
+	UpstreamFile string
+	Poll         time.Duration
+	Timeout      time.Duration
 	// HoldoverMax: how long the last estimate is served without upstream.
 	HoldoverMax time.Duration
 	// LocalStratum: with no upstream, serve the local clock at this stratum
@@ -65,6 +68,7 @@ type Service struct {
 	mu      sync.Mutex
 	servers []*server.Server
 	Policy  *policy.Engine
+	setMu   sync.Mutex // serialises SetUpstream's save-then-apply
 }
 
 // New builds the service; Start runs it.
@@ -102,6 +106,8 @@ func New(cfg Config) (*Service, error) {
 		cfg.ReportEvery = 16 * time.Second
 	}
 	s.cfg = cfg
+	s.applySavedUpstream()
+	cfg = s.cfg
 	s.Poller = upstream.New(upstream.Config{Servers: cfg.Upstream, Poll: cfg.Poll, Timeout: cfg.Timeout,
 		HoldoverMax: cfg.HoldoverMax, LocalStratum: cfg.LocalStratum}, cfg.Querier, cfg.Raw, cfg.Clock, s.Log.Emit)
 	return s, nil

@@ -7,13 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"cmcd/daemon"
 	"cmcd/firmware"
 	"cmcd/flash"
+	"cmcd/internal/durable"
 )
 
 const imageUsage = `usage:
@@ -108,30 +108,6 @@ func imageKeygen(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// writeAtomic writes to a temporary file beside path and renames it.
-func writeAtomic(path string, fn func(f *os.File) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := fn(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 func imageBuild(fs *flag.FlagSet, args []string) error {
 	payload := fs.String("payload", "", "payload file")
 	out := fs.String("out", "", "image file to write")
@@ -156,7 +132,7 @@ func imageBuild(fs *flag.FlagSet, args []string) error {
 		m.BuildTime = t
 	}
 	var h *firmware.Header
-	err := writeAtomic(*out, func(f *os.File) error {
+	err := durable.WriteFunc(*out, 0o644, func(f *os.File) error {
 		var err error
 		h, err = firmware.Build(f, *payload, m)
 		return err
@@ -199,7 +175,7 @@ func imageSign(fs *flag.FlagSet, args []string) error {
 	}
 	defer src.Close()
 	var h *firmware.Header
-	err = writeAtomic(*out, func(f *os.File) error {
+	err = durable.WriteFunc(*out, 0o644, func(f *os.File) error {
 		var err error
 		h, err = firmware.Sign(f, src, priv)
 		return err
