@@ -215,7 +215,7 @@ func engineRecord(ev syncsel.Event) record {
 	if ev.ID != 0 {
 		r.logEntry = managerURI + "/LogServices/EventLog/Entries/" + strconv.FormatUint(ev.ID, 10)
 	}
-	if timeRecord(ev, &r) {
+	if timeRecord(ev, &r) || pairRecord(ev.Kind, ev.Message, &r) {
 		return r
 	}
 	round := strconv.FormatUint(ev.Round, 10)

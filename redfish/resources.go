@@ -510,11 +510,6 @@ func severity(s string) string {
 	return "OK"
 }
 
-func (s *Server) getManagers(c *ctx) (any, error) {
-	return collection("/redfish/v1/Managers", "#ManagerCollection.ManagerCollection", "Manager Collection",
-		[]any{odataID(managerURI)}), nil
-}
-
 func (s *Server) getManager(c *ctx) (any, error) {
 	nodes, err := s.eng.Store().Nodes()
 	if err != nil {
@@ -547,6 +542,7 @@ func (s *Server) getManager(c *ctx) (any, error) {
 	}
 	s.addManagerTree(doc)
 	s.addManagerFirmware(doc)
+	s.addManagerPair(doc)
 	return doc, nil
 }
 

@@ -44,6 +44,7 @@ type rigOption struct {
 	kit       *firmwaretest.Kit // non-nil: a firmware service trusting the kit's key
 	upgradeTo string            // with kit: boot an upgrade to this version (the S5 choice is pending)
 	device    flash.DeviceInfo  // with kit: the slots' geometry (zero: rigDevice)
+	pair      PairView          // the redundant pair (nil: none)
 }
 
 const (
@@ -119,7 +120,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, eng: eng, acct: acct, adminPW: pw, now: time.Now(), validate: true, sim: s, images: images, acctDir: acctDir, fw: fw, areas: areas}
-	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute, Firmware: fw,
+	r.srv = New(Options{Accounts: acct, Engine: eng, Now: r.clock, SessionTimeout: 10 * time.Minute, Firmware: fw, Pair: opt.pair,
 		Tree: TreeOptions{Board: s.Board(), Images: images, Probers: map[flash.Slot]flash.Prober{
 			flash.Primary: flash.AreaProber{Path: areas.StorePath(flash.Primary)},
 			flash.Backup:  flash.AreaProber{Path: areas.StorePath(flash.Backup)}}}})

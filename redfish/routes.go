@@ -100,6 +100,9 @@ func (s *Server) table() []*route {
 		{pattern: timeCommandURI, ops: map[string]op{"POST": {priv: configMgr, fn: s.postTimeCommand}}},
 		{pattern: "/redfish/v1/Managers/CMC/EthernetInterfaces", get: s.getEthernetInterfaces, getPriv: login},
 		{pattern: "/redfish/v1/Managers/CMC/EthernetInterfaces/{id}", get: s.getEthernetInterface, getPriv: login},
+		// The redundant pair (pair.go): the other module's Manager, ForceFailover.
+		{pattern: forceFailoverURI, ops: map[string]op{"POST": {priv: configMgr, fn: s.postForceFailover}}},
+		{pattern: "/redfish/v1/Managers/{mgr}", get: s.getPeerManager, getPriv: login},
 
 		// UpdateService: the two image slots' inventory.
 		{pattern: "/redfish/v1/UpdateService", get: s.getUpdateService, getPriv: login},

@@ -45,6 +45,9 @@ type Options struct {
 	// ActiveSoftwareImage and the S5 keep-or-restore choice (update.go).
 	// Nil: updates are not offered.
 	Firmware *firmware.Service
+	// Pair is the redundant pair (pair.go): both modules' Managers, the
+	// ForceFailover action, Oem.Cmcd.Pair. Nil: a single CMC.
+	Pair PairView
 }
 
 // Server is the Redfish service; it is an http.Handler.
@@ -66,13 +69,15 @@ type Server struct {
 
 	fw    *firmware.Service // nil: no updates (update.go)
 	tasks taskStore
+
+	pair PairView // nil: no pair (pair.go)
 }
 
 // New returns a Server answering from o.Engine's running store and
 // authenticating against o.Accounts.
 func New(o Options) *Server {
 	s := &Server{acct: o.Accounts, eng: o.Engine, log: o.Log, now: o.Now, timeout: o.SessionTimeout,
-		sessions: map[string]*session{}, ts: o.TimeSource, fw: o.Firmware}
+		sessions: map[string]*session{}, ts: o.TimeSource, fw: o.Firmware, pair: o.Pair}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +190,8 @@ func (c *ctx) body() (map[string]json.RawMessage, error) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, after := withAfter(w, r)
+	defer after()
 	h := w.Header()
 	h.Set("OData-Version", "4.0")
 	h.Set("Cache-Control", "no-store")

@@ -163,8 +163,9 @@ func (l loader) Load(url string) (any, error) {
 	// link here, as the service expands nothing: keep the idRef branch,
 	// which spares compiling the whole Redfish schema graph.
 	base := strings.TrimSuffix(name, ".json")
-	// Log entries are inlined in their collections, so LogEntry keeps all.
-	if !strings.Contains(base, ".") && !strings.HasSuffix(base, "Collection") && base != "LogEntry" {
+	// Log entries are inlined in their collections, and Redundancy
+	// (autoExpand) in its resource, so these keep all.
+	if !strings.Contains(base, ".") && !strings.HasSuffix(base, "Collection") && base != "LogEntry" && base != "Redundancy" {
 		if defs, ok := doc.(map[string]any)["definitions"].(map[string]any); ok {
 			if d, ok := defs[base].(map[string]any); ok {
 				if alts, ok := d["anyOf"].([]any); ok && len(alts) > 0 {
