@@ -98,10 +98,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer pm.Close()
-	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts, Firmware: fw})
+	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts, Firmware: fw, Pair: pm.redfishView()})
 	var handler http.Handler = web.Mount(rf)
 	if pm != nil {
-		handler = pm.Handler(handler)
+		handler = pm.RedfishHandler(pm.Handler(handler))
 	}
 	stopWeb, err := serveRedfish(c, handler, log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
 	if err != nil {

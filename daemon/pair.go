@@ -186,6 +186,7 @@ type pairModule struct {
 	voteMu   sync.Mutex // one vote at a time
 	stopVote context.CancelFunc
 	uplink   func() bool // the floating address's interface has a carrier (daemon/pairlink.go); nil: no address
+	rf       *pairRF     // the Redfish view and the pair's events (daemon/pairrf.go)
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).
@@ -240,7 +241,9 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 		ifname := pc.VIPIf
 		m.uplink = func() bool { up, err := linkUp(ifname); return err == nil && up }
 	}
+	m.rf = newPairRF(m, pc)
 	cfg.OnRole = func(r pair.Role) {
+		m.rf.onRole(r)
 		if r == pair.RoleActive {
 			go m.publishInitial()
 			m.kickVote("takeover")
@@ -253,6 +256,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	m.stopVote = cancel
 	go m.voteLoop(vctx, every)
 	go m.uplinkLoop(vctx, timing.Heartbeat/2)
+	go m.rf.loop(vctx)
 	return m, nil
 }
 

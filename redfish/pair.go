@@ -99,7 +99,7 @@ type PairVoteInfo struct {
 	Reason     string
 	Converged  bool     // every category with a majority agrees on every replica now
 	NoMajority []string // categories without a majority
-	Disagreed  []string // replicas that disagreed and were synced (or failed to be)
+	Disagreed  []string // replicas that disagreed at the vote (then synced, or failed to be)
 }
 
 // Event kinds the daemon writes into the CMC event log for the pair
@@ -384,8 +384,10 @@ func pairOem(st PairState, m PairModule, self bool) obj {
 		if dis == nil {
 			dis = []string{}
 		}
+		// FingerprintsAgree: after the vote and its syncs every replica
+		// agrees on every category.
 		o["LastVote"] = obj{"Time": nullTime(v.Time), "Reason": v.Reason, "Converged": v.Converged,
-			"FingerprintsAgree": v.Converged && len(nm) == 0 && len(dis) == 0, "NoMajority": nm, "Disagreed": dis}
+			"FingerprintsAgree": v.Converged && len(nm) == 0, "NoMajority": nm, "DisagreedAtVote": dis}
 	} else {
 		o["LastVote"] = nil
 	}

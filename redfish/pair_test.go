@@ -92,6 +92,19 @@ func TestPairManagers(t *testing.T) {
 	if lv := sp["LastVote"].(map[string]any); lv["FingerprintsAgree"] != true {
 		t.Errorf("LastVote %v", lv)
 	}
+	for _, c := range []struct {
+		v    PairVoteInfo
+		want bool
+	}{
+		{PairVoteInfo{Time: took, Converged: true, Disagreed: []string{"B/backup"}}, true}, // synced and verified
+		{PairVoteInfo{Time: took, Converged: false, Disagreed: []string{"B/backup"}}, false},
+		{PairVoteInfo{Time: took, Converged: true, NoMajority: []string{"sel"}}, false},
+	} {
+		fp.Set(func(s *PairState) { v := c.v; s.LastVote = &v })
+		if lv := pairOemOf(t, r.get(managerURI, r.reader()))["LastVote"].(map[string]any); lv["FingerprintsAgree"] != c.want {
+			t.Errorf("vote %+v: FingerprintsAgree %v, want %v", c.v, lv["FingerprintsAgree"], c.want)
+		}
+	}
 	if pp["Module"] != "B" || pp["Role"] != "Standby" || pp["StateKnown"] != true {
 		t.Errorf("peer Oem.Cmcd.Pair %v", pp)
 	}
