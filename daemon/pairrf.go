@@ -57,7 +57,10 @@ type pairRF struct {
 	lastOther    string // the other module, once seen active
 	witnessOK    *bool
 	lastTakeover *redfish.PairTakeoverInfo
+	lastVote     *redfish.PairVoteInfo
 	started      *handover // the last hand-over this module started
+	takeBack     string    // a hand-over to this module failed: the next active role is this module's own again
+	handing      time.Time // a ForceFailover was accepted and its hand-over has not ended
 }
 
 func newPairRF(m *pairModule, pc PairConfig) *pairRF {
@@ -89,6 +92,7 @@ func (rf *pairRF) event(kind, sev string, args ...string) {
 
 // loop runs until ctx ends.
 func (rf *pairRF) loop(ctx context.Context) {
+	go rf.voteWatch(ctx)
 	poll := time.NewTicker(peerPoll)
 	defer poll.Stop()
 	var lastWitness time.Time
@@ -110,6 +114,36 @@ func (rf *pairRF) loop(ctx context.Context) {
 			rf.witnessOK = &ok
 			rf.mu.Unlock()
 		}
+	}
+}
+
+// voteWatch copies the fingerprint vote's last report every second: the
+// arbiter's Last waits while a vote runs, which can be a minute when the
+// other module hangs, and Redfish must not.
+func (rf *pairRF) voteWatch(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep := rf.m.arb.Last()
+		if rep == nil {
+			continue
+		}
+		v := &redfish.PairVoteInfo{Time: rep.End, Reason: rep.Reason, Converged: rep.Converged, NoMajority: rep.NoMajority}
+		for _, o := range rep.Outcomes {
+			for _, d := range o.Disagree {
+				if !slices.Contains(v.Disagreed, d) {
+					v.Disagreed = append(v.Disagreed, d)
+				}
+			}
+		}
+		rf.mu.Lock()
+		rf.lastVote = v
+		rf.mu.Unlock()
 	}
 }
 
@@ -171,13 +205,22 @@ func (rf *pairRF) roleChanged(ctx context.Context, r pair.Role) {
 	case pair.RoleActive:
 		st := rf.m.node.Status()
 		rf.mu.Lock()
-		prev, fenced := rf.lastOther, rf.peerFenced
+		prev, fenced, back, before := rf.lastOther, rf.peerFenced, rf.takeBack, rf.lastTakeover != nil
+		rf.lastOther, rf.takeBack = "", "" // the other module counts as previous active only once seen active again
 		rf.mu.Unlock()
 		t := &redfish.PairTakeoverInfo{Time: time.Now().UTC(), Previous: prev, Work: st.TakeoverWork}
-		if prev == "" {
+		switch {
+		case back != "":
+			t.Previous = ""
+			t.Reason = "the hand-over to module " + back + " failed; this module took the role back"
+			rf.event(redfish.PairBecameActive, "Warning", rf.self, t.Reason)
+		case prev == "" && before:
+			t.Reason = "elected again; no other module was active in between"
+			rf.event(redfish.PairBecameActive, "OK", rf.self, t.Reason)
+		case prev == "":
 			t.Reason = "the pair formed: this module was elected first"
 			rf.event(redfish.PairBecameActive, "OK", rf.self, t.Reason)
-		} else {
+		default:
 			t.Reason = rf.takeoverReason(ctx, prev, fenced)
 			rf.event(redfish.PairTakeover, "Warning", rf.self, prev, t.Reason)
 		}
@@ -189,7 +232,7 @@ func (rf *pairRF) roleChanged(ctx context.Context, r pair.Role) {
 		h := rf.started
 		rf.mu.Unlock()
 		if h != nil && time.Since(h.Time) < handoverKeep {
-			rf.event(redfish.PairBecameStandby, "OK", rf.self, "handed the active role to module "+h.To+" ("+h.Reason+")")
+			rf.event(redfish.PairBecameStandby, "OK", rf.self, "gives the active role to module "+h.To+" ("+h.Reason+")")
 		} else {
 			rf.event(redfish.PairBecameStandby, "Warning", rf.self, "lost the active role (lost its quorum or leadership)")
 		}
@@ -274,18 +317,8 @@ func (rf *pairRF) PairState() redfish.PairState {
 		c := *t
 		out.LastTakeover = &c
 	}
+	out.LastVote = rf.lastVote // replaced, never changed in place
 	rf.mu.Unlock()
-	if rep := rf.m.arb.Last(); rep != nil {
-		v := &redfish.PairVoteInfo{Time: rep.End, Reason: rep.Reason, Converged: rep.Converged, NoMajority: rep.NoMajority}
-		for _, o := range rep.Outcomes {
-			for _, d := range o.Disagree {
-				if !slices.Contains(v.Disagreed, d) {
-					v.Disagreed = append(v.Disagreed, d)
-				}
-			}
-		}
-		out.LastVote = v
-	}
 	return out
 }
 
@@ -316,16 +349,41 @@ func (rf *pairRF) PrepareFailover(peer, by string) (func(), error) {
 	case ps.Uplink != nil && !*ps.Uplink:
 		return nil, fmt.Errorf("%w: module %s has lost its management link", redfish.ErrPairPeerNotReady, peer)
 	}
+	rf.mu.Lock()
+	busy := !rf.handing.IsZero() && time.Since(rf.handing) < 30*time.Second
+	if !busy {
+		rf.handing = time.Now()
+	}
+	rf.mu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("%w: a hand-over to module %s is under way", redfish.ErrPairNotActive, peer)
+	}
 	reason := "ForceFailover by Redfish user " + by
 	return func() {
+		defer func() {
+			rf.mu.Lock()
+			rf.handing = time.Time{}
+			rf.mu.Unlock()
+		}()
+		if rf.m.node.Role() != pair.RoleActive {
+			rf.m.log.Warn("pair: ForceFailover: no longer the active module; nothing to hand over", "to", peer)
+			return
+		}
 		rf.mu.Lock()
-		rf.started = &handover{To: peer, Reason: reason, Time: time.Now()}
+		// takeBack before the transfer: when it fails, the node takes
+		// the role back (it is still the leader) as soon as it can.
+		rf.started, rf.takeBack = &handover{To: peer, Reason: reason, Time: time.Now()}, peer
 		rf.mu.Unlock()
 		rf.event(redfish.PairHandover, "OK", rf.self, peer, reason)
-		if err := rf.m.node.TransferLeadership(); err != nil {
-			rf.mu.Lock()
+		err := rf.m.node.TransferLeadership()
+		rf.mu.Lock()
+		if err == nil {
+			rf.takeBack = ""
+		} else {
 			rf.started = nil
-			rf.mu.Unlock()
+		}
+		rf.mu.Unlock()
+		if err != nil {
 			rf.m.log.Warn("pair: ForceFailover", "to", peer, "err", err)
 			rf.event(redfish.PairHandoverFailed, "Warning", rf.self, peer, strings.TrimSpace(err.Error()))
 		}

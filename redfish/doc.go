@@ -99,6 +99,48 @@
 // routes its events into the CMC event log, whence they reach SSE as
 // Cmcd registry messages (TimePolicyDecision, TimeSourceAlarm, ...).
 //
+// # The redundant pair
+//
+// With Options.Pair (pair.go; the daemon's view over pair.Node is
+// daemon/pairrf.go, FakePair stands in for tests) the Managers collection
+// lists both modules: this module's Manager stays at Managers/CMC (the
+// module answering: through the floating address, the active one), the
+// other module's is Managers/CMC-<its module ID>. Both are
+// EnclosureManager with Status.State Enabled (active), StandbySpare
+// (standby) or UnavailableOffline with Health null (not heard from, or
+// fenced), one Redundancy entry (Mode Failover, RedundancySet both,
+// ActiveRedundancySet the active one; Health OK in sync, Warning behind,
+// Critical when the other module is not heard), and Oem.Cmcd.Pair: role,
+// term, leader, commit and applied index, in sync, floating address held,
+// replicated-state fingerprint, uplink; on this module's Manager also the
+// witness and whether it is reachable, whether both modules' replicated
+// state agrees (null unless at the same applied index), the last
+// takeover (time, previous active, reason) and the last fingerprint vote.
+// What this module does not know of the other is null, never guessed.
+//
+// #Manager.ForceFailover (ConfigureManager) takes NewManager, a link to
+// the other module's Manager (or its URI as a string, as gofish sends
+// it). Refused: 400 ActionNotSupported without a pair,
+// ActionParameterMissing / ActionParameterValueTypeError /
+// ActionParameterValueNotInList for a missing, malformed or wrong
+// target, ActionParameterUnknown for other parameters; 409
+// ResourceInStandby on the standby (or while a hand-over is under way),
+// 409 ActionParameterValueConflict when the other module does not answer,
+// is not standby, has not applied this module's commit index or lost its
+// management link (the Resolution says which). Accepted, it answers 200
+// (Success and a Cmcd PairHandover message) and only then hands the role
+// over: the answer travels over the floating address, which the
+// hand-over moves, so it cannot come after it. AfterResponse lets work
+// queued by a handler run once the answer left, also behind the pair's
+// buffering write path. The client sees the other module answer at the
+// floating address about half a second later (TestLabRedfishPairView).
+//
+// The pair's events (PairBecameActive, PairTakeover with its reason,
+// PairBecameStandby, PairHandover, PairHandoverFailed, PairPeerFenced and
+// the fingerprint vote's PairFingerprintVote) are CMC event log entries
+// whose text is the Cmcd registry message (PairEventText); the event
+// stream recovers their arguments from the text.
+//
 // # Answer cache
 //
 // The Chassis and node log Entries GETs are served from their serialized

@@ -186,6 +186,7 @@ func init() {
 		}
 		pairParse[k] = regexp.MustCompile("^(?s)" + pat + "$")
 	}
+	metadataNamespaces = append(metadataNamespaces, [2]string{"Redundancy", "v1_7_0"})
 	for k, v := range map[string]baseMessage{
 		"ActionParameterValueConflict": {"The parameter '%1' with the requested value of '%2' does not meet the constraints of the implementation.", "Warning", "None."},
 		"ResourceInStandby":            {"The request could not be performed because the resource is in standby.", "Critical", "Ensure that the resource is in the correct power state and resubmit the request."},

@@ -2,9 +2,13 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,6 +60,48 @@ func (l *lab) sseEvents(m string) <-chan map[string]any {
 		}
 	}()
 	return out
+}
+
+// freeze stops module m (SIGSTOP) and returns once every thread of it is
+// stopped: the kernel takes a few milliseconds, in which it still answers.
+func (l *lab) freeze(m string) {
+	l.t.Helper()
+	pid := l.procs[m].Process.Pid
+	syscall.Kill(pid, syscall.SIGSTOP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, _ := os.ReadFile(task)
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || len(b) < i+3 || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("module %s does not stop", m)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// ackWrites makes n acknowledged writes through the floating address
+// (l.writes with the patient client of l.as).
+func (l *lab) ackWrites(from, n int) []string {
+	l.t.Helper()
+	var keys []string
+	for i := from; i < from+n; i++ {
+		k := fmt.Sprintf("w%04d", i)
+		if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", "/cmcd/pair/write?key="+k, "v-"+k); code != 200 {
+			l.t.Fatalf("write %s: %d %s", k, code, body)
+		}
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // waitEvent returns the first event with MessageId Cmcd.1.0.id.
@@ -115,25 +161,37 @@ func (l *lab) waitManager(path, want string) map[string]any {
 }
 
 // TestLabRedfishPairView: through the floating address a Redfish client
-// (gofish) sees both modules' Managers — this module (active, Enabled) at
-// Managers/CMC, the other (standby, StandbySpare) at Managers/CMC-B, both
+// (gofish) sees both modules' Managers — the active x (Enabled) at
+// Managers/CMC, the standby y (StandbySpare) at Managers/CMC-<y>, both
 // schema-valid with the pair's state under Oem.Cmcd.Pair. ForceFailover
 // is refused (409) while the standby does not answer (SIGSTOP) and for a
 // target that is not the other module (400); with the standby back and in
-// sync, gofish's ForceFailover hands the role over: B then holds the
-// address (ARP from the client, interfaces), the roles are flipped in the
-// Managers read through the floating address, and the event streams of
-// both modules carried the hand-over, A's standby and B's takeover with
-// its reason as Cmcd registry messages.
+// sync, gofish's ForceFailover hands the role over: y then holds the
+// address (ARP from the client, interfaces), every acknowledged write is
+// there, the roles are flipped in the Managers read through the floating
+// address, and the event streams of both modules carried the hand-over,
+// x's standby and y's takeover with its reason as Cmcd registry messages.
+// Then y is killed: x takes over (PairPeerFenced when it had to fence y,
+// PairTakeover naming why), shows CMC-<y> UnavailableOffline with its
+// state null and the redundancy Critical, and refuses a ForceFailover to
+// the dead module.
 func TestLabRedfishPairView(t *testing.T) {
 	l := newLab(t)
 	defer l.dumpLogs()
 	for _, m := range []string{"W", "A", "B"} {
 		l.start(m)
 	}
-	l.waitActive("A", 60*time.Second)
+	// x is the first active (A, the preset, or B when it was elected
+	// first and kept the role), y the other.
+	l.waitActive("", 60*time.Second)
+	s0, err := l.status(vipAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := s0.ID
+	y := map[string]string{"A": "B", "B": "A"}[x]
 	l.agree("A", "B")
-	acked := l.writes(0, 10)
+	acked := l.ackWrites(0, 10)
 
 	hc := l.clientIn("C")
 	hc.Timeout = 10 * time.Second
@@ -154,32 +212,34 @@ func TestLabRedfishPairView(t *testing.T) {
 			t.Errorf("gofish %s: ManagerType %s, %d Redundancy", m.ID, m.ManagerType, m.RedundancyCount)
 		}
 	}
-	if byID["CMC"] == nil || byID["CMC-B"] == nil {
+	if byID["CMC"] == nil || byID["CMC-"+y] == nil {
 		t.Fatalf("gofish Managers: %v", byID)
 	}
 	if s := byID["CMC"].Status.State; s != schemas.EnabledState {
 		t.Errorf("gofish CMC: State %s", s)
 	}
-	p := l.waitManager("/redfish/v1/Managers/CMC-B", "StandbySpare")
-	if p["Module"] != "B" || p["Role"] != "Standby" || p["InSync"] != true {
-		t.Fatalf("CMC-B Oem.Cmcd.Pair %v", p)
+	target := "/redfish/v1/Managers/CMC-" + y
+	p := l.waitManager(target, "StandbySpare")
+	if p["Module"] != y || p["Role"] != "Standby" || p["InSync"] != true {
+		t.Fatalf("CMC-%s Oem.Cmcd.Pair %v", y, p)
 	}
 	_, p = l.manager("/redfish/v1/Managers/CMC")
-	if p["Module"] != "A" || p["Role"] != "Active" || p["HoldsFloatingAddress"] != true || p["Witness"] != "W" {
+	if p["Module"] != x || p["Role"] != "Active" || p["HoldsFloatingAddress"] != true || p["Witness"] != "W" {
 		t.Fatalf("CMC Oem.Cmcd.Pair %v", p)
 	}
 
-	const target = "/redfish/v1/Managers/CMC-B"
 	ff := "/redfish/v1/Managers/CMC/Actions/Manager.ForceFailover"
 	if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"/redfish/v1/Managers/CMC"}}`); code != 400 {
 		t.Fatalf("ForceFailover to itself: %d %s", code, body)
 	}
 	// The standby frozen: it cannot be asked whether it is in sync.
-	syscall.Kill(l.procs["B"].Process.Pid, syscall.SIGSTOP)
+	l.freeze(y)
+	tStop := time.Now()
 	code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"`+target+`"}}`)
-	syscall.Kill(l.procs["B"].Process.Pid, syscall.SIGCONT)
+	syscall.Kill(l.procs[y].Process.Pid, syscall.SIGCONT)
+	t.Logf("ForceFailover with %s frozen answered %d after %v", y, code, time.Since(tStop))
 	if code != 409 || !strings.Contains(string(body), "does not answer") {
-		t.Fatalf("ForceFailover with B frozen: %d %s", code, body)
+		t.Fatalf("ForceFailover with %s frozen: %d %s", y, code, body)
 	}
 	if v, err := rfschema.New(); err != nil {
 		t.Fatal(err)
@@ -189,27 +249,27 @@ func TestLabRedfishPairView(t *testing.T) {
 	l.agree("A", "B")
 	l.waitManager(target, "StandbySpare")
 
-	evA, evB := l.sseEvents("A"), l.sseEvents("B")
+	evX, evY := l.sseEvents(x), l.sseEvents(y)
 	t0 := time.Now()
 	if _, err := byID["CMC"].ForceFailover(target); err != nil {
 		t.Fatalf("gofish ForceFailover: %v", err)
 	}
 	answered := time.Since(t0)
-	took := l.waitActive("B", 30*time.Second)
-	t.Logf("ForceFailover answered after %v; B active at the floating address %v after the answer", answered, took)
-	if h := l.holders(); len(h) != 1 || h[0] != "B" {
-		t.Fatalf("after ForceFailover: address holders %v, want [B]", h)
+	took := l.waitActive(y, 30*time.Second)
+	t.Logf("ForceFailover answered after %v; %s active at the floating address %v after the answer", answered, y, took)
+	if h := l.holders(); len(h) != 1 || h[0] != y {
+		t.Fatalf("after ForceFailover: address holders %v, want [%s]", h, y)
 	}
 	l.checkWrites(acked)
 
-	// Through the floating address now: B is this module, A the other.
-	p = l.waitManager("/redfish/v1/Managers/CMC-A", "StandbySpare")
-	if p["Module"] != "A" || p["Role"] != "Standby" {
-		t.Fatalf("CMC-A after the failover: %v", p)
+	// Through the floating address now: y is this module, x the other.
+	p = l.waitManager("/redfish/v1/Managers/CMC-"+x, "StandbySpare")
+	if p["Module"] != x || p["Role"] != "Standby" {
+		t.Fatalf("CMC-%s after the failover: %v", x, p)
 	}
 	st, p := l.manager("/redfish/v1/Managers/CMC")
 	lt, _ := p["LastTakeover"].(map[string]any)
-	if st != "Enabled" || p["Module"] != "B" || p["Role"] != "Active" || lt == nil || lt["Previous"] != "A" ||
+	if st != "Enabled" || p["Module"] != y || p["Role"] != "Active" || lt == nil || lt["Previous"] != x ||
 		!strings.Contains(lt["Reason"].(string), "ForceFailover by Redfish user admin") {
 		t.Fatalf("CMC after the failover: %s %v", st, p)
 	}
@@ -218,20 +278,61 @@ func TestLabRedfishPairView(t *testing.T) {
 		t.Fatalf("gofish Managers after the failover: %d %v", len(mgrs), err)
 	}
 	for _, m := range mgrs {
-		want := map[string]schemas.State{"CMC": schemas.EnabledState, "CMC-A": schemas.StandbySpareState}[m.ID]
+		want := map[string]schemas.State{"CMC": schemas.EnabledState, "CMC-" + x: schemas.StandbySpareState}[m.ID]
 		if m.Status.State != want {
 			t.Errorf("gofish %s after the failover: %s, want %s", m.ID, m.Status.State, want)
 		}
 	}
 
 	reason := "ForceFailover by Redfish user admin"
-	if a := waitEvent(t, "A", evA, "PairHandover", 20*time.Second); strings.Join(a, "|") != "A|B|"+reason {
-		t.Errorf("A PairHandover args %q", a)
+	if a := waitEvent(t, x, evX, "PairHandover", 20*time.Second); strings.Join(a, "|") != x+"|"+y+"|"+reason {
+		t.Errorf("%s PairHandover args %q", x, a)
 	}
-	if a := waitEvent(t, "A", evA, "PairBecameStandby", 20*time.Second); a[0] != "A" || !strings.Contains(a[1], reason) {
-		t.Errorf("A PairBecameStandby args %q", a)
+	if a := waitEvent(t, x, evX, "PairBecameStandby", 20*time.Second); a[0] != x || !strings.Contains(a[1], reason) {
+		t.Errorf("%s PairBecameStandby args %q", x, a)
 	}
-	if a := waitEvent(t, "B", evB, "PairTakeover", 20*time.Second); a[0] != "B" || a[1] != "A" || !strings.Contains(a[2], reason) {
-		t.Errorf("B PairTakeover args %q", a)
+	if a := waitEvent(t, y, evY, "PairTakeover", 20*time.Second); a[0] != y || a[1] != x || !strings.Contains(a[2], reason) {
+		t.Errorf("%s PairTakeover args %q", y, a)
+	}
+
+	// y dies: x takes over (fencing y when y's kernel still answers for
+	// the address), says so on its event stream, and shows y offline.
+	syscall.Kill(l.procs[y].Process.Pid, syscall.SIGKILL)
+	took = l.waitActive(x, 30*time.Second)
+	t.Logf("SIGKILL of %s: %s active at the floating address after %v", y, x, took)
+	sx, err := l.status(vipAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sx.Fences > 0 {
+		if a := waitEvent(t, x, evX, "PairPeerFenced", 20*time.Second); a[0] != x || a[1] != y {
+			t.Errorf("%s PairPeerFenced args %q", x, a)
+		}
+	}
+	a := waitEvent(t, x, evX, "PairTakeover", 20*time.Second)
+	if a[0] != x || a[1] != y || (sx.Fences > 0) != strings.Contains(a[2], "fenced") ||
+		(sx.Fences == 0 && !strings.Contains(a[2], "did not answer")) {
+		t.Errorf("%s PairTakeover after SIGKILL of %s (fences %d): args %q", x, y, sx.Fences, a)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, p := l.manager(target)
+		if st == "UnavailableOffline" && p["StateKnown"] == false && p["Role"] == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CMC-%s after its SIGKILL: %s %v", y, st, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, body = l.as(accounts.InitialAdmin, l.pw, "GET", "/redfish/v1/Managers/CMC", "")
+	var m struct {
+		Redundancy []struct{ Status struct{ Health string } }
+	}
+	if json.Unmarshal(body, &m); code != 200 || len(m.Redundancy) != 1 || m.Redundancy[0].Status.Health != "Critical" {
+		t.Errorf("redundancy with %s dead: %d %s", y, code, body)
+	}
+	if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"`+target+`"}}`); code != 409 {
+		t.Errorf("ForceFailover to a dead module: %d %s", code, body)
 	}
 }
