@@ -270,8 +270,8 @@ func TestForceFailoverAfterAnswer(t *testing.T) {
 
 // TestPairEvents: the pair's event log entries reach the event stream as
 // Cmcd registry messages with their arguments (takeover, fence, standby,
-// fingerprint vote); the served registry lists them and is a valid
-// MessageRegistry.
+// fingerprint vote), a text that does not fit its message as CMCEvent;
+// the served registry lists them and is a valid MessageRegistry.
 func TestPairEvents(t *testing.T) {
 	r := newEventRig(t)
 	sse, res := r.openSSE(r.admin())
@@ -284,6 +284,7 @@ func TestPairEvents(t *testing.T) {
 		{PairPeerFenced, "Critical", PairEventText(PairPeerFenced, "B", "A", "it still answered for the floating address")},
 		{PairBecameStandby, "OK", PairEventText(PairBecameStandby, "A", "handed the active role to module B")},
 		{"PairVote", "OK", "fingerprint vote (takeover): every replica agrees"},
+		{PairTakeover, "Warning", "free text that is not the registry message"},
 	}
 	for _, l := range logged {
 		r.eng.LogEvent(l.kind, l.sev, l.text)
@@ -296,6 +297,7 @@ func TestPairEvents(t *testing.T) {
 		{"PairPeerFenced", []string{"B", "A", "it still answered for the floating address"}},
 		{"PairBecameStandby", []string{"A", "handed the active role to module B"}},
 		{"PairFingerprintVote", []string{"fingerprint vote (takeover): every replica agrees"}},
+		{"CMCEvent", []string{"free text that is not the registry message"}}, // no arguments to recover: the generic message
 	}
 	for i, w := range want {
 		rec := checkEvent(t, sse.next(t, 10*time.Second))

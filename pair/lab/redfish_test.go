@@ -229,7 +229,12 @@ func TestLabRedfishPairView(t *testing.T) {
 	}
 
 	ff := "/redfish/v1/Managers/CMC/Actions/Manager.ForceFailover"
-	if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"/redfish/v1/Managers/CMC"}}`); code != 400 {
+	v, err := rfschema.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"/redfish/v1/Managers/CMC"}}`); code != 400 ||
+		v.ValidateAgainst(body, rfschema.ErrorSchema) != nil {
 		t.Fatalf("ForceFailover to itself: %d %s", code, body)
 	}
 	// The standby frozen: it cannot be asked whether it is in sync.
@@ -241,9 +246,7 @@ func TestLabRedfishPairView(t *testing.T) {
 	if code != 409 || !strings.Contains(string(body), "does not answer") {
 		t.Fatalf("ForceFailover with %s frozen: %d %s", y, code, body)
 	}
-	if v, err := rfschema.New(); err != nil {
-		t.Fatal(err)
-	} else if err := v.ValidateAgainst(body, rfschema.ErrorSchema); err != nil {
+	if err := v.ValidateAgainst(body, rfschema.ErrorSchema); err != nil {
 		t.Fatalf("ForceFailover refusal: %v", err)
 	}
 	l.agree("A", "B")
@@ -310,6 +313,7 @@ func TestLabRedfishPairView(t *testing.T) {
 		}
 	}
 	a := waitEvent(t, x, evX, "PairTakeover", 20*time.Second)
+	t.Logf("%s: PairTakeover %q (fences %d)", x, a, sx.Fences)
 	if a[0] != x || a[1] != y || (sx.Fences > 0) != strings.Contains(a[2], "fenced") ||
 		(sx.Fences == 0 && !strings.Contains(a[2], "did not answer")) {
 		t.Errorf("%s PairTakeover after SIGKILL of %s (fences %d): args %q", x, y, sx.Fences, a)
@@ -332,7 +336,8 @@ func TestLabRedfishPairView(t *testing.T) {
 	if json.Unmarshal(body, &m); code != 200 || len(m.Redundancy) != 1 || m.Redundancy[0].Status.Health != "Critical" {
 		t.Errorf("redundancy with %s dead: %d %s", y, code, body)
 	}
-	if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"`+target+`"}}`); code != 409 {
+	if code, body := l.as(accounts.InitialAdmin, l.pw, "POST", ff, `{"NewManager":{"@odata.id":"`+target+`"}}`); code != 409 ||
+		v.ValidateAgainst(body, rfschema.ErrorSchema) != nil {
 		t.Errorf("ForceFailover to a dead module: %d %s", code, body)
 	}
 }
