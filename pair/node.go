@@ -321,7 +321,10 @@ func (n *Node) reconcile() {
 	r := n.raft()
 	leader := r.State() == raft.Leader
 	role := n.Role()
-	if _, id := r.LeaderWithID(); id != "" && string(id) != n.cfg.ID {
+	// Only another module counts: the witness leads for a moment at
+	// power-up (it hands leadership on at once), and that is still the
+	// pair's formation (D7).
+	if _, id := r.LeaderWithID(); id != "" && string(id) != n.cfg.ID && !n.isWitness(string(id)) {
 		n.mu.Lock()
 		n.sawOtherLeader = true
 		n.mu.Unlock()
@@ -350,6 +353,16 @@ func (n *Node) reconcile() {
 			n.maybeReadd(r)
 		}
 	}
+}
+
+// isWitness reports whether the voter id is the witness.
+func (n *Node) isWitness(id string) bool {
+	for _, p := range n.cfg.Peers {
+		if p.ID == id {
+			return p.Witness
+		}
+	}
+	return false
 }
 
 func (n *Node) stepDown(why string) {
