@@ -1,10 +1,12 @@
 package redfish
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"cmcd/board"
 )
@@ -85,6 +87,34 @@ func f64(v float64) *float64 { return &v }
 // DataSourceUri of the Fan's SpeedPercent).
 func fanSensorID(id int) string { return "Fan" + strconv.Itoa(id) }
 
+// tempSensorID is the id of an enclosure temperature sensor.
+func tempSensorID(t board.Temp) string {
+	id := sensorID(t.Name)
+	if id == "" {
+		id = strconv.Itoa(t.ID)
+	}
+	return id + "Temp"
+}
+
+// enclosureTemps reads the board's enclosure temperature sensors
+// (board.TempSource): live, not from the data store (temperatures are not
+// one of the sync categories). Nil without a board or a source, or when
+// the read fails (logged).
+func (s *Server) enclosureTemps() []board.Temp {
+	b := s.tree.o.Board
+	if b == nil || b.Temps == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	temps, err := b.Temps.Temperatures(ctx)
+	if err != nil {
+		s.log.Warn("enclosure temperatures unreadable", "err", err)
+		return nil
+	}
+	return temps
+}
+
 // sensors returns every sensor of a chassis, in a stable order.
 func (s *Server) sensors(ch chassisRef) ([]sensorDoc, error) {
 	if ch.node != nil {
@@ -135,6 +165,11 @@ func (s *Server) sensors(ch chassisRef) ([]sensorDoc, error) {
 			sensorDoc{id: fanSensorID(f.ID) + "RPM", name: f.Name + " Tachometer", readingType: "Rotational", units: "RPM",
 				context: "Fan", reading: float64(f.RPM), status: stat, related: uri, min: f64(0), max: f64(float64(f.MaxRPM))},
 		)
+	}
+	for _, t := range s.enclosureTemps() {
+		out = append(out, sensorDoc{id: tempSensorID(t), name: t.Name + " Temperature", readingType: "Temperature",
+			units: "Cel", context: t.Context, reading: t.C, status: presentStatus(t.Present, t.Health),
+			thresholds: t.Thresholds, related: chassisURI + "/" + enclosureID + "/ThermalSubsystem"})
 	}
 	return out, nil
 }
