@@ -55,6 +55,9 @@ type psu struct {
 	ident     *pmbus.Ident
 	fru       *board.FRU
 	capacity  float64
+	// status is the last STATUS_WORD read (logged when it changes).
+	status     pmbus.Status
+	statusRead bool
 }
 
 type fan struct {
@@ -301,6 +304,16 @@ func (c *Chassis) readPMBusPSU(s *psu, r *board.PSU, statusPG *bool) error {
 		return err
 	}
 	r.InputV, r.OutputV, r.OutputA, r.OutputW, r.TempC = round2(rd.VinV), round2(rd.VoutV), round2(rd.IoutA), round2(rd.PoutW), round2(rd.TempC)
+	if !s.statusRead || rd.Status != s.status {
+		// What the supply reports is what decides its health: say it.
+		lvl := slog.LevelInfo
+		if rd.Status.Critical() {
+			lvl = slog.LevelWarn
+		}
+		c.opts.Log.Log(context.Background(), lvl, "PSU STATUS_WORD", "psu", s.prof.Name,
+			"status", fmt.Sprintf("0x%04x", uint16(rd.Status)), "faults", rd.Status.String())
+		s.status, s.statusRead = rd.Status, true
+	}
 	*statusPG = rd.Status.PowerGood()
 	switch {
 	case rd.Status.Critical():

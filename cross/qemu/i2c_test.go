@@ -88,6 +88,9 @@ func (b *booted) checkI2CSensors(t *testing.T, chassis string) {
 			want float64
 		}{{"InputVoltage", r.vin}, {"OutputVoltage", r.vout}, {"OutputCurrent", r.iout}, {"OutputPower", r.pout}, {"Temp", r.temp}} {
 			doc, _ := b.waitSensor(t, chassis, pre+s.id, s.want, 2*time.Minute)
+			if st, _ := doc["Status"].(map[string]any); st["Health"] != "OK" {
+				t.Errorf("%s/Sensors/%s: health %v, want OK (the readings are within the limits cmcinit set)", chassis, pre+s.id, st["Health"])
+			}
 			t.Logf("Redfish %s/Sensors/%s: %v %v (health %v)", chassis, pre+s.id, doc["Reading"], doc["ReadingUnits"], doc["Status"])
 		}
 	}

@@ -26,7 +26,9 @@ const bootBudget = 3 * time.Minute
 // primary and backup flash images, checks that both chips and their data
 // partitions appear and are mounted as UBIFS data areas, drives Redfish
 // from the host (Chassis, Manager, SyncNow) and checks that the round
-// copied records primary -> backup. Then, with 100 ms rounds, it cuts the
+// copied records primary -> backup; the emulated I2C devices (PSUs, fans,
+// the inlet tmp105, the FRU EEPROM) show in Redfish, and the real peers
+// (gofish, redfishtool, ipmitool -I lanplus) read what was set in QEMU. Then, with 100 ms rounds, it cuts the
 // power (QEMU frozen, then killed) in the middle of rounds, checks the
 // flash images (UBI in the data partitions only, boot regions untouched),
 // and boots again on the same images: `cmcd verify`, run in the guest
@@ -83,6 +85,8 @@ func TestEmulatedCMC(t *testing.T) {
 	ch := b1.get(t, first)
 	t.Logf("chassis %s: %v, %d members in the collection", first, ch["Name"], len(members))
 	b1.checkI2CSensors(t, first)
+	b1.checkInletTemp(t, first)
+	b1.checkPeers(t, first, 38.5) // the inlet temperature checkInletTemp set last
 	r1 := b1.syncNowChanged(t)
 	if r1.Source != "primary" || r1.Dest != "backup" || r1.Written == 0 {
 		t.Fatalf("SyncNow round: %+v; want primary -> backup with records written", r1)
@@ -300,6 +304,7 @@ func (l testLog) Write(p []byte) (int, error) {
 type booted struct {
 	m        *Machine
 	base     string
+	ipmiPort int
 	password string
 	bootTime time.Duration
 	v        *rfschema.Validator
@@ -312,7 +317,11 @@ func bootCMC(t *testing.T, c Config, v *rfschema.Validator, appendLine string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.HostPort, c.Append = port, appendLine
+	ipmiPort, err := FreeUDPPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HostPort, c.IPMIPort, c.Append = port, ipmiPort, appendLine
 	logPath := filepath.Join(t.TempDir(), "console.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -329,14 +338,26 @@ func bootCMC(t *testing.T, c Config, v *rfschema.Validator, appendLine string) *
 			t.Logf("console of the boot on port %d:\n%s", port, tail(m.Console(), 120))
 		}
 	})
-	b := &booted{m: m, base: fmt.Sprintf("http://127.0.0.1:%d", port), v: v}
+	b := &booted{m: m, base: fmt.Sprintf("http://127.0.0.1:%d", port), ipmiPort: ipmiPort, v: v}
+	ctx, cancel := context.WithTimeout(context.Background(), bootBudget)
+	defer cancel()
+	// The PSU readings are set once cmcinit has opened the isl69260s'
+	// warning limits (I2CInit, before the data areas): QEMU compares every
+	// reading set through qom-set with the limits and latches the
+	// STATUS_WORD bits of those it exceeds, and at reset the limits are 0
+	// (see checkI2CSensors). So set earlier, every reading would be a
+	// latched INPUT/IOUT_POUT warning and both PSUs Critical.
+	if _, err := m.WaitConsole(ctx, regexp.MustCompile(`cmcinit: (primary data area|FAILED)`)); err != nil {
+		t.Fatalf("%v\n%s", err, tail(m.Console(), 60))
+	}
 	for _, id := range []string{"psu1", "psu2"} {
 		if err := setPSU(m, id, psuSet[id]); err != nil {
 			t.Fatalf("QMP: set the emulated %s's readings: %v", id, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), bootBudget)
-	defer cancel()
+	if err := m.QOMSet("/machine/peripheral/inlet", "temperature", inletStart*1000); err != nil {
+		t.Fatalf("QMP: set the emulated tmp105's temperature: %v", err)
+	}
 	sub, err := m.WaitConsole(ctx, regexp.MustCompile(`cmcinit: initial admin password: (\S+)`))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, tail(m.Console(), 60))
