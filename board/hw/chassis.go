@@ -113,6 +113,15 @@ func Open(p *Profile, opts Options) (*Chassis, error) {
 				return fail(err)
 			}
 			fn.ctl = pmbus.NewMAX31785(bus, uint16(fp.MAX31785.Addr))
+			if fp.DutyPercent > 0 {
+				// A dead controller must not stop the start: logged,
+				// and the fan then reads as it is.
+				if err := fn.ctl.SetDuty(fp.Channel, fp.DutyPercent, fp.MaxRPM); err != nil {
+					opts.Log.Warn("fan duty not set", "fan", fp.Name, "err", err)
+				} else {
+					opts.Log.Info("fan duty set", "fan", fp.Name, "percent", fp.DutyPercent)
+				}
+			}
 		}
 		var err error
 		if fn.presence, err = c.line(f+".presence", fp.Presence); err != nil {

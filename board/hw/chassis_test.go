@@ -221,6 +221,8 @@ func TestProfileValidation(t *testing.T) {
 		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"fru":{"bus":1,"addr":80,"size":256,"via":"spi"}}`, `fru.via: "spi"`},
 		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"peer":{"reset":{"activeLow":true}}}`, "peer.reset.line"},
 		{`{"name":"x","psus":[],"bogus":1}`, "unknown field \"bogus\""},
+		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"fans":[{"name":"F","max31785":{"bus":1,"addr":82},"maxRpm":100,"dutyPercent":120}]}`, "fans[0].dutyPercent: 120 is outside 0..100"},
+		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"fans":[{"name":"F","hwmon":{"name":"m"},"channel":1,"maxRpm":100,"dutyPercent":40}]}`, "fans[0].dutyPercent: only a max31785 fan"},
 		{`{"psus":[]}`, "name: required"},
 	} {
 		_, err := ParseProfile([]byte(c.json))
