@@ -13,10 +13,13 @@ import (
 
 // Sensors: /redfish/v1/Chassis/{ch}/Sensors. The enclosure's sensors are
 // the stored PSU readings (input and output voltage, output current and
-// power, temperature), the fans (speed percent and RPM) and the enclosure's
-// total output power; a node's are the sensors its BMC reported (its SDR,
-// with thresholds where the source knows them), or, for a node without
-// sensor records, its stored aggregates (power, inlet and CPU temperature).
+// power, temperature), the fans (speed percent and RPM), the enclosure's
+// total output power and the board's enclosure temperature sensors (read
+// live from board.TempSource with their thresholds: temperatures are not a
+// sync category, so they are not in the data store); a node's are the
+// sensors its BMC reported (its SDR, with thresholds where the source
+// knows them), or, for a node without sensor records, its stored
+// aggregates (power, inlet and CPU temperature).
 
 const sensorType = "#Sensor.v1_12_0.Sensor"
 
