@@ -347,11 +347,13 @@ func bootCMC(t *testing.T, c Config, v *rfschema.Validator, appendLine string) *
 	b := &booted{m: m, base: fmt.Sprintf("http://127.0.0.1:%d", port), ipmiPort: ipmiPort, v: v}
 	ctx, cancel := context.WithTimeout(context.Background(), bootBudget)
 	defer cancel()
-	// The PSU readings are set before cmcinit opens the isl69260s' warning
-	// limits and clears their status (I2CInit): QEMU compares every
-	// reading set through qom-set with the limits and latches the
-	// STATUS_WORD bits of those it exceeds, and at reset the limits are 0,
-	// so these readings latch warnings that only CLEAR_FAULTS removes.
+	// The PSU readings are set at once: cmcinit then opens the isl69260s'
+	// warning limits and clears their status (I2CInit). QEMU latches the
+	// STATUS_WORD bits of every reading beyond a limit, and the limits
+	// are 0 until cmcinit writes them, so the bits are set either way (a
+	// run that set the readings only after the limits were open saw them
+	// too): only an effective CLEAR_FAULTS removes them (see the package
+	// doc).
 	for _, id := range []string{"psu1", "psu2"} {
 		if err := setPSU(m, id, psuSet[id]); err != nil {
 			t.Fatalf("QMP: set the emulated %s's readings: %v", id, err)
