@@ -67,7 +67,7 @@
 // exceeded (here VOUT, IOUT_POUT and INPUT: STATUS_WORD 0xe000, which
 // board/hw now logs); until cmcinit writes them the limits are 0, and the
 // bits were latched even when the test set the readings only after that
-// (so already at QEMU's reset or first read). QEMU 7.2 ignores a one-byte write
+// (so before the first qom-set: QEMU 7.2 latches them by itself). QEMU 7.2 ignores a one-byte write
 // before looking at its command code, so CLEAR_FAULTS sent as the PMBus
 // Send Byte it is cleared nothing (fixed in QEMU 8.2, "hw/i2c: pmbus:
 // immediately clear faults on request"); I2CInit sends it with a data
