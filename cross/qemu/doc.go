@@ -65,14 +65,15 @@
 // Why the PSUs once reported Health Critical: QEMU compares the readings
 // with the page's limits and latches the STATUS_WORD bits of those
 // exceeded (here VOUT, IOUT_POUT and INPUT: STATUS_WORD 0xe000, which
-// board/hw now logs); until cmcinit writes them the limits are 0, and the
-// bits were latched even when the test set the readings only after that
-// (so before the first qom-set: QEMU 7.2 latches them by itself). QEMU 7.2 ignores a one-byte write
-// before looking at its command code, so CLEAR_FAULTS sent as the PMBus
-// Send Byte it is cleared nothing (fixed in QEMU 8.2, "hw/i2c: pmbus:
-// immediately clear faults on request"); I2CInit sends it with a data
-// byte, which reaches QEMU's command switch and clears every page. cmcd
-// decoded the register correctly: the emulated device did report faults.
+// board/hw now logs). Until cmcinit writes them the limits are 0, and the
+// bits were latched even when the test set the readings only after that,
+// so QEMU 7.2 latches them before the first qom-set. And QEMU 7.2 ignores
+// a one-byte write before looking at its command code, so CLEAR_FAULTS
+// sent as the PMBus Send Byte it is cleared nothing (fixed in QEMU 8.2,
+// "hw/i2c: pmbus: immediately clear faults on request"). I2CInit sends it
+// with a data byte, which reaches QEMU's command switch and clears every
+// page. cmcd decoded the register correctly: the emulated device did
+// report faults.
 //
 // The fans: QEMU's max31785 reports its reset value, 32767 RPM, until
 // FAN_COMMAND_1 is written, and then 3 x FAN_COMMAND_1 (0x7fff / 10000,
