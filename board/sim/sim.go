@@ -75,8 +75,9 @@ type Chassis struct {
 }
 
 type tempState struct {
-	info board.Temp
-	c    walk
+	info   board.Temp
+	c      walk
+	pinned *float64 // SetTemperature: this reading instead of the walk
 }
 
 type walk struct {
@@ -263,6 +264,9 @@ func (c *Chassis) Temperatures(ctx context.Context) ([]board.Temp, error) {
 	for i, t := range c.temps {
 		info := t.info
 		info.C = t.c.at(n)
+		if t.pinned != nil {
+			info.C = *t.pinned
+		}
 		info.Health = info.Thresholds.Check(info.C)
 		out[i] = info
 	}
@@ -537,6 +541,21 @@ func (c *Chassis) SetPSUFailed(id int, failed bool) {
 	if id >= 1 && id <= len(c.psus) {
 		c.psus[id-1].failed = failed
 	}
+}
+
+// SetTemperature pins enclosure temperature sensor id (1 inlet, 2
+// exhaust) at celsius; NaN lets it wander again.
+func (c *Chassis) SetTemperature(id int, celsius float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id < 1 || id > len(c.temps) {
+		return
+	}
+	if math.IsNaN(celsius) {
+		c.temps[id-1].pinned = nil
+		return
+	}
+	c.temps[id-1].pinned = &celsius
 }
 
 // SetFanFailed fails or restores a fan.
