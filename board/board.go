@@ -76,6 +76,21 @@ type Fan struct {
 	Health  Health `json:"health"`
 }
 
+// Temp is one enclosure temperature sensor (inlet, exhaust, board) and
+// its last reading.
+type Temp struct {
+	ID      int     `json:"id"` // 1-based
+	Name    string  `json:"name"`
+	Present bool    `json:"present"` // false: the sensor did not answer
+	C       float64 `json:"c"`
+	// Context is where it measures, as a Redfish PhysicalContext
+	// ("Intake", "Exhaust", "SystemBoard", ...).
+	Context string `json:"context"`
+	// Thresholds are its limits where the board defines them.
+	Thresholds *Thresholds `json:"thr,omitempty"`
+	Health     Health      `json:"health"`
+}
+
 // Node is a compute node's state as seen by the CMC.
 type Node struct {
 	Slot      int        `json:"slot"` // 1-based
@@ -199,6 +214,11 @@ type FanSource interface {
 	Fans(ctx context.Context) ([]Fan, error)
 }
 
+// TempSource reads the enclosure's own temperature sensors.
+type TempSource interface {
+	Temperatures(ctx context.Context) ([]Temp, error)
+}
+
 // NodeSource reads and drives the compute nodes. Slots are 1-based. A
 // node that does not answer yields an error wrapping ErrUnreachable; a
 // source must never let one dead node block the others.
@@ -222,6 +242,8 @@ type Chassis struct {
 	FRU   FRU
 	Power PowerSource
 	Fans  FanSource
+	// Temps reads the enclosure temperatures; nil: the board has none.
+	Temps TempSource
 	Nodes NodeSource
 	// Close releases the sources (IPMI sessions, devices). May be nil.
 	Close func() error

@@ -303,15 +303,31 @@ func healthSnapshot(st *syncsel.Store) (map[string]healthItem, error) {
 	return out, nil
 }
 
+// tempHealth adds the health of the board's enclosure temperature
+// sensors (read live, like their Sensors) to a snapshot.
+func (s *Server) tempHealth(into map[string]healthItem) {
+	for _, t := range s.enclosureTemps() {
+		health := string(t.Health)
+		if !t.Present {
+			health = "Absent"
+		} else if health == "" {
+			health = "OK"
+		}
+		into["temp/"+strconv.Itoa(t.ID)] = healthItem{"temperature sensor " + t.Name,
+			sensorsURI(enclosureID) + "/" + tempSensorID(t), health}
+	}
+}
+
 // watchHealth publishes SensorHealthChanged when the health of a PSU, fan,
 // node or node sensor changes in the running store (the collector's
 // thresholds: the board reports health, cmcd keeps no thresholds of its
-// own). The store is read only when its psu, fan or node fingerprint
-// changed.
+// own), or that of an enclosure temperature sensor (the board's
+// thresholds, read live at every poll). The store is read only when its
+// psu, fan or node fingerprint changed.
 func (h *eventHub) watchHealth() {
 	t := time.NewTicker(h.poll)
 	defer t.Stop()
-	var prev map[string]healthItem
+	var prev, stored map[string]healthItem
 	var prevStore *syncsel.Store
 	var prevFP [3]syncsel.CatFP
 	for {
@@ -326,13 +342,16 @@ func (h *eventHub) watchHealth() {
 			continue
 		}
 		fp := [3]syncsel.CatFP{m[syncsel.CatPSU], m[syncsel.CatFan], m[syncsel.CatNode]}
-		if st == prevStore && fp == prevFP && prev != nil {
-			continue
+		if st != prevStore || fp != prevFP || stored == nil {
+			if stored, err = healthSnapshot(st); err != nil {
+				continue
+			}
 		}
-		cur, err := healthSnapshot(st)
-		if err != nil {
-			continue
+		cur := make(map[string]healthItem, len(stored)+2)
+		for k, v := range stored {
+			cur[k] = v
 		}
+		h.s.tempHealth(cur)
 		for k, it := range cur {
 			if old, ok := prev[k]; ok && old.health != it.health {
 				sev := it.health

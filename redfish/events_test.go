@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,11 +23,22 @@ import (
 // are fast.
 func newEventRig(t *testing.T) *rig {
 	t.Helper()
+	return newEventRigTree(t, false)
+}
+
+// newEventRigTree is newEventRig; withBoard gives the server the
+// simulated board (its enclosure temperatures, node actions).
+func newEventRigTree(t *testing.T, withBoard bool) *rig {
+	t.Helper()
 	r := newRig(t)
 	r.srv.Close()
 	r.ts.Close()
+	var tree TreeOptions
+	if withBoard {
+		tree.Board = r.sim.Board()
+	}
 	r.srv = New(Options{Accounts: r.acct, Engine: r.eng, Now: r.clock, SessionTimeout: 10 * time.Minute,
-		SSEKeepAlive: 100 * time.Millisecond, SensorPoll: 20 * time.Millisecond})
+		SSEKeepAlive: 100 * time.Millisecond, SensorPoll: 20 * time.Millisecond, Tree: tree})
 	r.ts = httptest.NewServer(r.srv)
 	t.Cleanup(r.ts.Close)
 	t.Cleanup(func() { r.srv.Close() })
@@ -475,4 +487,39 @@ func TestSensorHealthEvents(t *testing.T) {
 	if expect2[chassisURI+"/Enclosure/PowerSubsystem/PowerSupplies/1"] != "OK" || expect2[chassisURI+"/Enclosure/ThermalSubsystem/Fans/2"] != "Critical" {
 		t.Fatalf("health events %v", expect2)
 	}
+}
+
+// TestTemperatureHealthEvents: an enclosure temperature sensor crossing
+// the board's thresholds (the simulated inlet pinned above its critical
+// 45 °C, then released) reaches the stream as SensorHealthChanged naming
+// the sensor, without any collection pass: temperatures are read live.
+func TestTemperatureHealthEvents(t *testing.T) {
+	r := newEventRigTree(t, true)
+	select {
+	case <-r.srv.events.healthReady:
+	case <-time.After(10 * time.Second):
+		t.Fatal("health watcher did not start")
+	}
+	s, _ := r.openSSE(r.reader())
+	expect := func(sev string) {
+		t.Helper()
+		for {
+			rec := checkEvent(t, s.next(t, 10*time.Second))
+			if rec["MessageId"] != "Cmcd.1.0.SensorHealthChanged" {
+				continue
+			}
+			if rec["OriginOfCondition"].(map[string]any)["@odata.id"] != chassisURI+"/Enclosure/Sensors/InletTemp" || rec["MessageSeverity"] != sev {
+				t.Fatalf("health event %v, want InletTemp %s", rec, sev)
+			}
+			t.Log(rec["Message"])
+			return
+		}
+	}
+	r.sim.SetTemperature(1, 50)
+	expect("Critical")
+	if h := r.get("/redfish/v1/Chassis/Enclosure/Sensors/InletTemp", r.admin())["Status"].(map[string]any)["Health"]; h != "Critical" {
+		t.Errorf("InletTemp at 50 °C: health %v", h)
+	}
+	r.sim.SetTemperature(1, math.NaN())
+	expect("OK")
 }

@@ -489,6 +489,24 @@ func (s *Server) getThermal(c *ctx) (any, error) {
 				"MemberId": strconv.Itoa(i), "Name": p.Name + " Temp", "ReadingCelsius": p.TempC,
 				"Status": presentStatus(p.Present, p.Health)})
 		}
+		for _, t := range s.enclosureTemps() {
+			i := len(temps)
+			m := obj{"@odata.id": fmt.Sprintf("%s#/Temperatures/%d", uri, i),
+				"MemberId": strconv.Itoa(i), "Name": t.Name + " Temp", "ReadingCelsius": t.C,
+				"Status": presentStatus(t.Present, t.Health)}
+			if t.Context != "" {
+				m["PhysicalContext"] = t.Context
+			}
+			if th := t.Thresholds; th != nil {
+				if th.UpperCaution != nil {
+					m["UpperThresholdNonCritical"] = *th.UpperCaution
+				}
+				if th.UpperCritical != nil {
+					m["UpperThresholdCritical"] = *th.UpperCritical
+				}
+			}
+			temps = append(temps, m)
+		}
 	}
 	return obj{
 		"@odata.id":    uri,

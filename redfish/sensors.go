@@ -1,20 +1,25 @@
 package redfish
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"cmcd/board"
 )
 
 // Sensors: /redfish/v1/Chassis/{ch}/Sensors. The enclosure's sensors are
 // the stored PSU readings (input and output voltage, output current and
-// power, temperature), the fans (speed percent and RPM) and the enclosure's
-// total output power; a node's are the sensors its BMC reported (its SDR,
-// with thresholds where the source knows them), or, for a node without
-// sensor records, its stored aggregates (power, inlet and CPU temperature).
+// power, temperature), the fans (speed percent and RPM), the enclosure's
+// total output power and the board's enclosure temperature sensors (read
+// live from board.TempSource with their thresholds: temperatures are not a
+// sync category, so they are not in the data store); a node's are the
+// sensors its BMC reported (its SDR, with thresholds where the source
+// knows them), or, for a node without sensor records, its stored
+// aggregates (power, inlet and CPU temperature).
 
 const sensorType = "#Sensor.v1_12_0.Sensor"
 
@@ -85,6 +90,34 @@ func f64(v float64) *float64 { return &v }
 // DataSourceUri of the Fan's SpeedPercent).
 func fanSensorID(id int) string { return "Fan" + strconv.Itoa(id) }
 
+// tempSensorID is the id of an enclosure temperature sensor.
+func tempSensorID(t board.Temp) string {
+	id := sensorID(t.Name)
+	if id == "" {
+		id = strconv.Itoa(t.ID)
+	}
+	return id + "Temp"
+}
+
+// enclosureTemps reads the board's enclosure temperature sensors
+// (board.TempSource): live, not from the data store (temperatures are not
+// one of the sync categories). Nil without a board or a source, or when
+// the read fails (logged).
+func (s *Server) enclosureTemps() []board.Temp {
+	b := s.tree.o.Board
+	if b == nil || b.Temps == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	temps, err := b.Temps.Temperatures(ctx)
+	if err != nil {
+		s.log.Warn("enclosure temperatures unreadable", "err", err)
+		return nil
+	}
+	return temps
+}
+
 // sensors returns every sensor of a chassis, in a stable order.
 func (s *Server) sensors(ch chassisRef) ([]sensorDoc, error) {
 	if ch.node != nil {
@@ -135,6 +168,11 @@ func (s *Server) sensors(ch chassisRef) ([]sensorDoc, error) {
 			sensorDoc{id: fanSensorID(f.ID) + "RPM", name: f.Name + " Tachometer", readingType: "Rotational", units: "RPM",
 				context: "Fan", reading: float64(f.RPM), status: stat, related: uri, min: f64(0), max: f64(float64(f.MaxRPM))},
 		)
+	}
+	for _, t := range s.enclosureTemps() {
+		out = append(out, sensorDoc{id: tempSensorID(t), name: t.Name + " Temperature", readingType: "Temperature",
+			units: "Cel", context: t.Context, reading: t.C, status: presentStatus(t.Present, t.Health),
+			thresholds: t.Thresholds, related: chassisURI + "/" + enclosureID + "/ThermalSubsystem"})
 	}
 	return out, nil
 }

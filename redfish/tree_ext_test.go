@@ -175,8 +175,8 @@ func TestSensorsFollowTheStore(t *testing.T) {
 		t.Errorf("Node1 has %d sensors, store %d", n, len(sensors))
 	}
 	enc := r.get("/redfish/v1/Chassis/Enclosure/Sensors", a)
-	// 2 PSUs x 5, the enclosure total, 4 fans x 2.
-	if n := int(enc["Members@odata.count"].(float64)); n != 2*5+1+4*2 {
+	// 2 PSUs x 5, the enclosure total, 4 fans x 2, inlet and exhaust.
+	if n := int(enc["Members@odata.count"].(float64)); n != 2*5+1+4*2+2 {
 		t.Errorf("enclosure has %d sensors", n)
 	}
 	if r.get("/redfish/v1/Chassis/Node2", a)["Sensors"] == nil {

@@ -94,3 +94,56 @@ func collectLinks(v any, f func(string)) {
 		}
 	}
 }
+
+// TestEnclosureTemperatures: the board's enclosure temperature sensors
+// (board.TempSource; the simulated board's inlet and exhaust air) are
+// Sensors of the enclosure with ReadingType Temperature, their thresholds
+// and health, and Temperatures of its Thermal resource, every payload
+// schema-validated; the Sensors collection lists them.
+func TestEnclosureTemperatures(t *testing.T) {
+	r := newRig(t)
+	coll := r.get("/redfish/v1/Chassis/Enclosure/Sensors", r.admin())
+	listed := map[string]bool{}
+	for _, m := range coll["Members"].([]any) {
+		listed[m.(map[string]any)["@odata.id"].(string)] = true
+	}
+	want := map[string]string{"InletTemp": "Intake", "ExhaustTemp": "Exhaust"}
+	readings := map[string]float64{}
+	for id, ctx := range want {
+		uri := "/redfish/v1/Chassis/Enclosure/Sensors/" + id
+		if !listed[uri] {
+			t.Errorf("%s not in the Sensors collection", uri)
+		}
+		s := r.get(uri, r.admin())
+		c, ok := s["Reading"].(float64)
+		if s["ReadingType"] != "Temperature" || s["ReadingUnits"] != "Cel" || s["PhysicalContext"] != ctx || !ok || c < 15 || c > 60 {
+			t.Errorf("%s: %v", id, s)
+		}
+		th, _ := s["Thresholds"].(map[string]any)
+		if th["UpperCritical"] == nil || th["UpperCaution"] == nil {
+			t.Errorf("%s thresholds: %v", id, s["Thresholds"])
+		}
+		if s["Status"].(map[string]any)["Health"] != "OK" {
+			t.Errorf("%s status %v", id, s["Status"])
+		}
+		readings[id] = c
+	}
+	if readings["ExhaustTemp"] <= readings["InletTemp"] {
+		t.Errorf("exhaust %v not above inlet %v", readings["ExhaustTemp"], readings["InletTemp"])
+	}
+	th := r.get("/redfish/v1/Chassis/Enclosure/Thermal", r.admin())
+	found := 0
+	for _, x := range th["Temperatures"].([]any) {
+		m := x.(map[string]any)
+		switch m["Name"] {
+		case "Inlet Temp", "Exhaust Temp":
+			found++
+			if m["UpperThresholdCritical"] == nil || m["PhysicalContext"] == nil {
+				t.Errorf("Thermal %v", m)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("Thermal Temperatures lack the enclosure sensors: %v", th["Temperatures"])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,9 @@ type psu struct {
 	ident     *pmbus.Ident
 	fru       *board.FRU
 	capacity  float64
+	// status is the last STATUS_WORD read (logged when it changes).
+	status     pmbus.Status
+	statusRead bool
 }
 
 type fan struct {
@@ -109,6 +113,15 @@ func Open(p *Profile, opts Options) (*Chassis, error) {
 				return fail(err)
 			}
 			fn.ctl = pmbus.NewMAX31785(bus, uint16(fp.MAX31785.Addr))
+			if fp.DutyPercent > 0 {
+				// A dead controller must not stop the start: logged,
+				// and the fan then reads as it is.
+				if err := fn.ctl.SetDuty(fp.Channel, fp.DutyPercent, fp.MaxRPM); err != nil {
+					opts.Log.Warn("fan duty not set", "fan", fp.Name, "err", err)
+				} else {
+					opts.Log.Info("fan duty set", "fan", fp.Name, "percent", fp.DutyPercent)
+				}
+			}
 		}
 		var err error
 		if fn.presence, err = c.line(f+".presence", fp.Presence); err != nil {
@@ -300,6 +313,16 @@ func (c *Chassis) readPMBusPSU(s *psu, r *board.PSU, statusPG *bool) error {
 		return err
 	}
 	r.InputV, r.OutputV, r.OutputA, r.OutputW, r.TempC = round2(rd.VinV), round2(rd.VoutV), round2(rd.IoutA), round2(rd.PoutW), round2(rd.TempC)
+	if !s.statusRead || rd.Status != s.status {
+		// What the supply reports is what decides its health: say it.
+		lvl := slog.LevelInfo
+		if rd.Status.Critical() {
+			lvl = slog.LevelWarn
+		}
+		c.opts.Log.Log(context.Background(), lvl, "PSU STATUS_WORD", "psu", s.prof.Name,
+			"status", fmt.Sprintf("0x%04x", uint16(rd.Status)), "faults", rd.Status.String())
+		s.status, s.statusRead = rd.Status, true
+	}
 	*statusPG = rd.Status.PowerGood()
 	switch {
 	case rd.Status.Critical():
@@ -395,34 +418,55 @@ func (c *Chassis) readFan(i int, f *fan) board.Fan {
 	return r
 }
 
-// Temp is one temperature reading.
-type Temp struct {
-	Name   string
-	C      float64
-	Health board.Health
-	Err    error
-}
-
-// Temperatures reads the profile's temperature sensors.
-func (c *Chassis) Temperatures(ctx context.Context) []Temp {
-	out := make([]Temp, 0, len(c.p.Temps))
-	for _, t := range c.p.Temps {
-		r := Temp{Name: t.Name, Health: board.HealthOK}
+// Temperatures implements board.TempSource: the profile's hwmon
+// temperature sensors (tmp105, lm75 ...). A sensor that cannot be read is
+// reported not present, Health Critical (its error is logged at debug
+// level); the thresholds are the profile's warningC and criticalC.
+func (c *Chassis) Temperatures(ctx context.Context) ([]board.Temp, error) {
+	out := make([]board.Temp, 0, len(c.p.Temps))
+	for i, t := range c.p.Temps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r := board.Temp{ID: i + 1, Name: t.Name, Context: tempContext(t.Name), Health: board.HealthOK}
+		if t.WarningC != 0 || t.CriticalC != 0 {
+			r.Thresholds = &board.Thresholds{}
+			if t.WarningC != 0 {
+				r.Thresholds.UpperCaution = &t.WarningC
+			}
+			if t.CriticalC != 0 {
+				r.Thresholds.UpperCritical = &t.CriticalC
+			}
+		}
 		chip, err := hwmon.Find(c.hwmonRoot(), t.Hwmon.Name, t.Hwmon.Device)
 		if err == nil {
 			r.C, err = chip.TempC(t.Channel)
 		}
-		switch {
-		case err != nil:
-			r.Err, r.Health = err, board.HealthCritical
-		case t.CriticalC != 0 && r.C >= t.CriticalC:
+		if err != nil {
+			c.opts.Log.Debug("temperature unreadable", "sensor", t.Name, "err", err)
 			r.Health = board.HealthCritical
-		case t.WarningC != 0 && r.C >= t.WarningC:
-			r.Health = board.HealthWarning
+			out = append(out, r)
+			continue
 		}
+		r.Present, r.C = true, round2(r.C)
+		r.Health = r.Thresholds.Check(r.C)
 		out = append(out, r)
 	}
-	return out
+	return out, nil
+}
+
+// tempContext guesses where a sensor measures from its name.
+func tempContext(name string) string {
+	l := strings.ToLower(name)
+	switch {
+	case strings.Contains(l, "inlet") || strings.Contains(l, "ambient") || strings.Contains(l, "intake"):
+		return "Intake"
+	case strings.Contains(l, "exhaust") || strings.Contains(l, "outlet"):
+		return "Exhaust"
+	case strings.Contains(l, "psu") || strings.Contains(l, "power"):
+		return "PowerSupply"
+	}
+	return "SystemBoard"
 }
 
 // ErrNoLine is returned for a peer line the profile does not map.
@@ -450,7 +494,7 @@ func (c *Chassis) Board(nodes board.NodeSource) *board.Chassis {
 	if nodes == nil {
 		nodes = NoNodes{}
 	}
-	return &board.Chassis{Name: c.p.Name, FRU: c.fru, Power: c, Fans: c, Nodes: nodes, Close: c.Close}
+	return &board.Chassis{Name: c.p.Name, FRU: c.fru, Power: c, Fans: c, Temps: c, Nodes: nodes, Close: c.Close}
 }
 
 // Close closes the I2C buses.

@@ -157,9 +157,13 @@ func TestChassisFromProfile(t *testing.T) {
 		}
 	}
 
-	temps := c.Temperatures(ctx)
-	if len(temps) != 2 || temps[0].C != 31.25 || temps[0].Health != board.HealthWarning || temps[1].C != -5.5 || temps[1].Health != board.HealthOK {
-		t.Errorf("temps %+v", temps)
+	temps, err := c.Temperatures(ctx)
+	if err != nil || len(temps) != 2 || temps[0].C != 31.25 || temps[0].Health != board.HealthWarning || !temps[0].Present ||
+		temps[1].C != -5.5 || temps[1].Health != board.HealthOK || temps[0].ID != 1 || temps[1].ID != 2 {
+		t.Errorf("temps %+v %v", temps, err)
+	} else if temps[0].Context != "Intake" || temps[1].Context != "Exhaust" || temps[1].Thresholds != nil ||
+		*temps[0].Thresholds.UpperCaution != 30 || *temps[0].Thresholds.UpperCritical != 45 {
+		t.Errorf("temps context/thresholds %+v", temps)
 	}
 	f := c.FRU()
 	if f.ChassisSerial != "CH0001234" || f.ProductName != "Chassis 2U4N" || f.AssetTag != "rack7-u12" ||
@@ -217,6 +221,8 @@ func TestProfileValidation(t *testing.T) {
 		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"fru":{"bus":1,"addr":80,"size":256,"via":"spi"}}`, `fru.via: "spi"`},
 		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"peer":{"reset":{"activeLow":true}}}`, "peer.reset.line"},
 		{`{"name":"x","psus":[],"bogus":1}`, "unknown field \"bogus\""},
+		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"fans":[{"name":"F","max31785":{"bus":1,"addr":82},"maxRpm":100,"dutyPercent":120}]}`, "fans[0].dutyPercent: 120 is outside 0..100"},
+		{`{"name":"x","psus":[{"name":"P","hwmon":{"name":"pmbus"}}],"fans":[{"name":"F","hwmon":{"name":"m"},"channel":1,"maxRpm":100,"dutyPercent":40}]}`, "fans[0].dutyPercent: only a max31785 fan"},
 		{`{"psus":[]}`, "name: required"},
 	} {
 		_, err := ParseProfile([]byte(c.json))

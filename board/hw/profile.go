@@ -74,6 +74,10 @@ type FanProfile struct {
 	// Channel: hwmon fanN/pwmN number (1-based) or MAX31785 page (0-5).
 	Channel  int      `json:"channel"`
 	Presence *LineRef `json:"presence,omitempty"`
+	// DutyPercent, if set, is the speed cmcd commands at start (MAX31785
+	// fans: FAN_COMMAND_1), so that the fan runs at a known duty until
+	// a fan policy takes over.
+	DutyPercent float64 `json:"dutyPercent,omitempty"`
 }
 
 // TempProfile is one temperature sensor.
@@ -233,6 +237,13 @@ func (p *Profile) Validate() error {
 		}
 		if fn.MaxRPM <= 0 {
 			bad(f+".maxRpm", "%d: the fan's rated speed is required", fn.MaxRPM)
+		}
+		switch {
+		case fn.DutyPercent == 0:
+		case !(fn.DutyPercent > 0 && fn.DutyPercent <= 100):
+			bad(f+".dutyPercent", "%v is outside 0..100", fn.DutyPercent)
+		case fn.MAX31785 == nil:
+			bad(f+".dutyPercent", "only a max31785 fan can be commanded")
 		}
 		if fn.MinRPM < 0 || fn.MinRPM > fn.MaxRPM {
 			bad(f+".minRpm", "%d is outside 0..maxRpm", fn.MinRPM)

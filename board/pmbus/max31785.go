@@ -2,6 +2,7 @@ package pmbus
 
 import (
 	"fmt"
+	"math"
 
 	"periph.io/x/conn/v3/i2c"
 )
@@ -61,4 +62,32 @@ func (m *MAX31785) Fan(ch int) (FanReading, error) {
 	}
 	f.Status = Status(sw)
 	return f, nil
+}
+
+// SetDuty commands fan channel ch (0-5) to pct percent of full speed
+// through FAN_COMMAND_1. In PWM mode (FAN_CONFIG_1_2 bit 6 clear) the
+// command is the duty cycle in hundredths of a percent (0-10000); in RPM
+// mode it is a target speed, pct of maxRPM.
+func (m *MAX31785) SetDuty(ch int, pct float64, maxRPM int) error {
+	if ch < 0 || ch > 5 {
+		return fmt.Errorf("MAX31785: fan channel %d (want 0-5)", ch)
+	}
+	if !(pct >= 0 && pct <= 100) {
+		return fmt.Errorf("MAX31785: duty %v%% (want 0-100)", pct)
+	}
+	if err := m.SetPage(byte(ch)); err != nil {
+		return err
+	}
+	cfg, err := m.ReadByteData(CmdFanConfig12)
+	if err != nil {
+		return err
+	}
+	cmd := math.Round(pct * 100)
+	if cfg&0x40 != 0 {
+		cmd = math.Round(pct / 100 * float64(maxRPM))
+		if cmd > 0x7fff {
+			return fmt.Errorf("MAX31785: target speed %v RPM is out of range", cmd)
+		}
+	}
+	return m.WriteWordData(CmdFanCommand1, uint16(cmd))
 }

@@ -150,6 +150,37 @@ func TestMAX31785(t *testing.T) {
 	}
 }
 
+// TestMAX31785SetDuty: FAN_COMMAND_1 in hundredths of a percent in PWM
+// mode, a target speed in RPM mode, after selecting the page.
+func TestMAX31785SetDuty(t *testing.T) {
+	bus := &i2ctest.Playback{DontPanic: true, Ops: []i2ctest.IO{
+		{Addr: 0x52, W: []byte{CmdPage, 2}},
+		{Addr: 0x52, W: []byte{CmdFanConfig12}, R: []byte{0x90}}, // PWM mode
+		{Addr: 0x52, W: []byte{CmdFanCommand1, 0xa0, 0x0f}},      // 4000 = 40.00 %
+		{Addr: 0x52, W: []byte{CmdPage, 5}},
+		{Addr: 0x52, W: []byte{CmdFanConfig12}, R: []byte{0xd0}}, // RPM mode
+		{Addr: 0x52, W: []byte{CmdFanCommand1, 0xc0, 0x12}},      // 40 % of 12000 = 4800 RPM
+	}}
+	m := NewMAX31785(bus, 0x52)
+	if err := m.SetDuty(2, 40, 12000); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetDuty(5, 40, 12000); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []float64{-1, 101, math.NaN()} {
+		if err := m.SetDuty(0, bad, 12000); err == nil {
+			t.Errorf("duty %v accepted", bad)
+		}
+	}
+	if err := m.SetDuty(6, 40, 12000); err == nil {
+		t.Error("channel 6 accepted")
+	}
+}
+
 func TestBusErrorsNamed(t *testing.T) {
 	bus := &i2ctest.Playback{DontPanic: true} // no device answers
 	_, err := NewPSU(bus, 0x58).Read()

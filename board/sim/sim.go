@@ -70,7 +70,14 @@ type Chassis struct {
 	mu    sync.Mutex
 	psus  []*psuState
 	fans  []*fanState
+	temps []*tempState
 	nodes []*nodeState
+}
+
+type tempState struct {
+	info   board.Temp
+	c      walk
+	pinned *float64 // SetTemperature: this reading instead of the walk
 }
 
 type walk struct {
@@ -145,6 +152,21 @@ func New(cfg Config) (*Chassis, error) {
 			rpm:  walk{rng: r, value: 6000 + r.Float64()*2000, lo: 3000, hi: 15000, step: 60},
 		})
 	}
+	// The enclosure's own temperature sensors: the inlet air and the
+	// exhaust air, which runs 10-25 °C above it.
+	for i, t := range []struct {
+		name, context     string
+		start, lo, hi     float64
+		warning, critical float64
+	}{{"Inlet", "Intake", 24, 18, 34, 35, 45}, {"Exhaust", "Exhaust", 41, 30, 55, 60, 70}} {
+		r := sub(4, i+1)
+		warning, critical := t.warning, t.critical
+		c.temps = append(c.temps, &tempState{
+			info: board.Temp{ID: i + 1, Name: t.name, Context: t.context, Present: true,
+				Thresholds: &board.Thresholds{UpperCaution: &warning, UpperCritical: &critical}},
+			c: walk{rng: r, value: t.start, lo: t.lo, hi: t.hi, step: 0.2},
+		})
+	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		r := sub(3, i)
 		n := &nodeState{
@@ -183,7 +205,7 @@ func (c *Chassis) Board() *board.Chassis {
 		FRU: board.FRU{ChassisType: "Rack Mount Chassis", ChassisPart: "CH-4U16", ChassisSerial: fmt.Sprintf("ENC%06d", c.cfg.Seed%1e6),
 			ProductMfg: "Simulated Systems", ProductName: "Multi-node Enclosure", ProductPart: "ENC-16", ProductVersion: "B2",
 			ProductSerial: fmt.Sprintf("EN%08d", c.cfg.Seed%1e8)},
-		Power: c, Fans: c, Nodes: c,
+		Power: c, Fans: c, Temps: c, Nodes: c,
 	}
 }
 
@@ -228,6 +250,24 @@ func (c *Chassis) Fans(ctx context.Context) ([]board.Fan, error) {
 			info.RPM = int(f.rpm.at(n))
 			info.PWM = info.RPM * 100 / info.MaxRPM
 		}
+		out[i] = info
+	}
+	return out, nil
+}
+
+// Temperatures implements board.TempSource: the inlet and exhaust air.
+func (c *Chassis) Temperatures(ctx context.Context) ([]board.Temp, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.step()
+	out := make([]board.Temp, len(c.temps))
+	for i, t := range c.temps {
+		info := t.info
+		info.C = t.c.at(n)
+		if t.pinned != nil {
+			info.C = *t.pinned
+		}
+		info.Health = info.Thresholds.Check(info.C)
 		out[i] = info
 	}
 	return out, nil
@@ -501,6 +541,21 @@ func (c *Chassis) SetPSUFailed(id int, failed bool) {
 	if id >= 1 && id <= len(c.psus) {
 		c.psus[id-1].failed = failed
 	}
+}
+
+// SetTemperature pins enclosure temperature sensor id (1 inlet, 2
+// exhaust) at celsius; NaN lets it wander again.
+func (c *Chassis) SetTemperature(id int, celsius float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id < 1 || id > len(c.temps) {
+		return
+	}
+	if math.IsNaN(celsius) {
+		c.temps[id-1].pinned = nil
+		return
+	}
+	c.temps[id-1].pinned = &celsius
 }
 
 // SetFanFailed fails or restores a fan.

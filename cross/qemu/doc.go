@@ -2,9 +2,11 @@
 // qemu-system-arm (machine tacoma-bmc), with Debian's armhf 6.1 kernel,
 // an initramfs made of cmd/cmcinit, the ARMv7 cmcd and the kernel modules,
 // and the primary and backup flash images on the two FMC chip selects.
-// Its test (in `make test`) boots it twice on the same flash images and
-// drives cmcd's Redfish over QEMU user networking; `make qemu` boots it by
-// hand with the serial console on the terminal.
+// Its test (in `make test`) boots it on the same flash images again after
+// each of ten power cuts and drives cmcd over QEMU user networking with
+// its own HTTP client, gofish, DMTF's redfishtool and `ipmitool -I
+// lanplus`; `make qemu` boots it by hand with the serial console on the
+// terminal.
 //
 // # The flash layout
 //
@@ -56,8 +58,31 @@
 // them for cmcd --board; I2CInit (board/i2c-init) is what cmcinit does
 // first: bind the tmp105 and the EEPROM, and set the isl69260s' VOUT_MODE
 // to LINEAR16 and their warning limits (QEMU resets them to VID mode and
-// zero limits). The PSUs' readings are raw registers the caller sets with
-// Machine.QOMSet (the test does, at each boot).
+// zero limits), then CLEAR_FAULTS. The PSUs' readings are raw registers
+// the caller sets with Machine.QOMSet (the test does, at each boot), as is
+// the tmp105's temperature (property "temperature", milli-°C).
+//
+// Why the PSUs once reported Health Critical: QEMU compares the readings
+// with the page's limits and latches the STATUS_WORD bits of those
+// exceeded (here VOUT, IOUT_POUT and INPUT: STATUS_WORD 0xe000, which
+// board/hw now logs). Until cmcinit writes them the limits are 0, and the
+// bits were latched even when the test set the readings only after that,
+// so QEMU 7.2 latches them before the first qom-set. And QEMU 7.2 ignores
+// a one-byte write before looking at its command code, so CLEAR_FAULTS
+// sent as the PMBus Send Byte it is cleared nothing (fixed in QEMU 8.2,
+// "hw/i2c: pmbus: immediately clear faults on request"). I2CInit sends it
+// with a data byte, which reaches QEMU's command switch and clears every
+// page. cmcd decoded the register correctly: the emulated device did
+// report faults.
+//
+// The fans: QEMU's max31785 reports its reset value, 32767 RPM, until
+// FAN_COMMAND_1 is written, and then 3 x FAN_COMMAND_1 (0x7fff / 10000,
+// integer division). The profile gives each fan "dutyPercent": 40, which
+// cmcd (board/hw) commands at start: 4000, hence 12000 RPM. QEMU does not
+// model MFR_READ_FAN_PWM (it stays 0), so the fans' duty reads 0 %.
+//
+// IPMI: Config.IPMIPort forwards a host UDP port to the guest's 623,
+// where cmcd's RMCP+ endpoint (ipmisrv) answers `ipmitool -I lanplus`.
 //
 // # What QEMU does not emulate
 //

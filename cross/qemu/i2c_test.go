@@ -88,16 +88,23 @@ func (b *booted) checkI2CSensors(t *testing.T, chassis string) {
 			want float64
 		}{{"InputVoltage", r.vin}, {"OutputVoltage", r.vout}, {"OutputCurrent", r.iout}, {"OutputPower", r.pout}, {"Temp", r.temp}} {
 			doc, _ := b.waitSensor(t, chassis, pre+s.id, s.want, 2*time.Minute)
+			if st, _ := doc["Status"].(map[string]any); st["Health"] != "OK" {
+				t.Errorf("%s/Sensors/%s: health %v, want OK (the readings are within the limits cmcinit set)", chassis, pre+s.id, st["Health"])
+			}
 			t.Logf("Redfish %s/Sensors/%s: %v %v (health %v)", chassis, pre+s.id, doc["Reading"], doc["ReadingUnits"], doc["Status"])
 		}
 	}
 	psu := b.get(t, chassis+"/PowerSubsystem/PowerSupplies/1")
 	t.Logf("PowerSupplies/1: %v %v, status %v", psu["Name"], psu["Model"], psu["Status"])
+	// cmcd commands each MAX31785 fan to the profile's dutyPercent (40 %:
+	// FAN_COMMAND_1 = 4000) at start; QEMU's max31785 then reports
+	// READ_FAN_SPEED_1 = 3 x FAN_COMMAND_1 (0x7fff / 10000, integer
+	// division) = 12000 RPM. Without the command it reports its reset
+	// value, 32767 RPM.
 	for i := 1; i <= 4; i++ {
 		f := b.get(t, fmt.Sprintf("%s/Sensors/Fan%dRPM", chassis, i))
-		rpm, _ := f["Reading"].(float64)
-		if rpm <= 0 {
-			t.Errorf("Fan%d over the MAX31785: %v RPM", i, f["Reading"])
+		if rpm, _ := f["Reading"].(float64); rpm != 12000 {
+			t.Errorf("Fan%d over the MAX31785: %v RPM, want 12000 (40 %% duty commanded by cmcd)", i, f["Reading"])
 		}
 		t.Logf("Redfish Fan%dRPM: %v RPM (status %v)", i, f["Reading"], f["Status"])
 	}

@@ -124,9 +124,10 @@ const BoardPath = "/etc/cmcd/board.json"
 // PSUs, fans, temperature and FRU EEPROM on the emulated I2C buses, and
 // simulated compute nodes) with its data root
 // /data (cmcinit mounts the flash data areas below it), Redfish over TLS on
-// :443 and plain HTTP on :80 for the forwarded test port.
+// :443, plain HTTP on :80 for the forwarded test port and IPMI over LAN
+// (RMCP+) on UDP :623.
 func DefaultCmcdConfig() CmcdConfig {
-	return CmcdConfig{"data": "/data", "board": BoardPath, "redfish": ":443", "insecureHttp": ":80", "logLevel": "info"}
+	return CmcdConfig{"data": "/data", "board": BoardPath, "redfish": ":443", "insecureHttp": ":80", "ipmi": ":623", "logLevel": "info"}
 }
 
 // BuildInitramfs writes the gzip'd initramfs: /init (cmcinit), /bin/cmcd,
@@ -199,8 +200,10 @@ type Config struct {
 	Primary string // flash image of chip select 0 (bmc)
 	Backup  string // flash image of chip select 1 (alt-bmc)
 	// HostPort is forwarded from 127.0.0.1 to the guest's port 80;
-	// 0 = no forward. More forwards: Forwards ("tcp:127.0.0.1:H-:G").
+	// 0 = no forward. IPMIPort (UDP) to the guest's IPMI-over-LAN port
+	// 623; 0 = none. More forwards: Forwards ("tcp:127.0.0.1:H-:G").
 	HostPort int
+	IPMIPort int
 	Forwards []string
 	// Append is added to the kernel command line (cmcinit.* options).
 	Append string
@@ -268,6 +271,9 @@ func (c Config) Args() []string {
 	hostfwd := ""
 	if c.HostPort != 0 {
 		hostfwd = fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:80", c.HostPort)
+	}
+	if c.IPMIPort != 0 {
+		hostfwd += fmt.Sprintf(",hostfwd=udp:127.0.0.1:%d-:623", c.IPMIPort)
 	}
 	for _, f := range c.Forwards {
 		hostfwd += ",hostfwd=" + f
@@ -474,6 +480,16 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func FreeUDPPort() (int, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 // Prepare fetches the kernel, builds the ARMv7 cmcinit and cmcd and the
