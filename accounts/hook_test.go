@@ -50,3 +50,35 @@ func TestChangeHook(t *testing.T) {
 		t.Fatalf("idempotent import: changed %v, %v, hook %d", changed, err, m)
 	}
 }
+
+// TestRename: the IPMI user ID, role and password stay; the old name no
+// longer logs in, the new one does (Redfish and the IPMI key); a taken or
+// invalid name is refused and changes nothing.
+func TestRename(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	mustCreate(t, s, "alice", "password-1", RoleOperator)
+	b := mustCreate(t, s, "bob", "password-2", RoleReadOnly)
+	if _, err := s.Rename("bob", "alice"); !errors.Is(err, ErrExists) {
+		t.Fatalf("rename onto alice: %v", err)
+	}
+	if _, err := s.Rename("bob", "bad name"); !errors.Is(err, ErrPolicy) {
+		t.Fatalf("bad name: %v", err)
+	}
+	a, err := s.Rename("bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.UserID != b.UserID || a.Role != RoleReadOnly || a.Username != "carol" || a.Version <= b.Version {
+		t.Fatalf("renamed %+v from %+v", a, b)
+	}
+	if _, err := s.Authenticate("bob", "password-2", "t"); err == nil {
+		t.Fatal("old name still logs in")
+	}
+	if _, err := s.Authenticate("carol", "password-2", "t"); err != nil {
+		t.Fatal(err)
+	}
+	pw, _, id, err := s.IPMICredentials("carol")
+	if err != nil || string(pw) != "password-2" || id != b.UserID {
+		t.Fatalf("IPMI credentials %q %d %v", pw, id, err)
+	}
+}
