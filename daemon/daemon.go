@@ -104,6 +104,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		if err := pm.attachRedfish(rf); err != nil {
 			log.Warn("pair: replicated sessions", "err", err)
 		}
+		if err := pm.attachFirmware(fw); err != nil {
+			log.Warn("pair: replicated firmware state", "err", err)
+		}
 		handler = pm.Handler(handler)
 	}
 	stopWeb, err := serveRedfish(c, handler, log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
@@ -121,6 +124,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err := reportHealth(fw, areas.StorePath(eng.State().Running), log); err != nil {
 		return err
 	}
+	pm.firmwareOffered() // daemon/pairfw.go
 	return eng.Run(ctx)
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"cmcd/accounts"
+	"cmcd/firmware"
 	"cmcd/pair"
 	"cmcd/pair/vip"
 	"cmcd/pair/vote"
@@ -191,8 +192,9 @@ type pairModule struct {
 	stopVote context.CancelFunc
 	uplink   func() bool // the floating address's interface has a carrier (daemon/pairlink.go); nil: no address
 
-	ext     *slotExt      // replicated sessions and firmware state (daemon/pairslots.go)
-	pubKick chan struct{} // asks publishLoop for a run
+	ext     *slotExt          // replicated sessions and firmware state (daemon/pairslots.go)
+	pubKick chan struct{}     // asks publishLoop for a run
+	fw      *firmware.Service // the firmware slot's owner (daemon/pairfw.go); nil until attached
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).

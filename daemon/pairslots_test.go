@@ -59,7 +59,7 @@ func freePorts(t *testing.T, n int) []int {
 	return out
 }
 
-func newPairRig(t *testing.T) *pairRig {
+func newPairRig(t *testing.T, prep ...func(id string, c *Config)) *pairRig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &pairRig{t: t, keyFile: filepath.Join(dir, "pair.key"), mods: map[string]*rigModule{}}
@@ -82,6 +82,9 @@ func newPairRig(t *testing.T) *pairRig {
 		c.Sim.Nodes, c.Sim.NodeIPMI, c.Sim.SELRate, c.Sim.FaultRate = 1, false, 0, 0
 		c.Pair = PairConfig{ID: id, Listen: []string{raft(i)}, Peers: r.peers, Preset: "A", KeyFile: r.keyFile,
 			Heartbeat: "200ms", VoteInterval: "0", PeerHTTP: []string{httpURL[other]}}
+		for _, p := range prep {
+			p(id, &c)
+		}
 		r.mods[id] = &rigModule{id: id, c: c, http: httpURL[id], ipmi: c.IPMI}
 	}
 	// The witness.
