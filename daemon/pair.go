@@ -369,6 +369,7 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 	mux.HandleFunc("POST /cmcd/pair/vote/sync", m.voteSyncHandler)
 	mux.HandleFunc("GET /cmcd/pair/data/export", m.dataExportHandler) // daemon/pairdata.go
 	mux.HandleFunc("POST /cmcd/pair/data/sync", m.dataSyncHandler)
+	mux.HandleFunc("GET /cmcd/pair/firmware", m.firmwareHandler) // daemon/pairfw.go
 	mux.HandleFunc("/cmcd/pair/vote", m.voteReport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"cmcd/firmware"
@@ -138,4 +139,13 @@ func (m *pairModule) firmwareOffered() {
 	if err := m.applyAnswer(m.fw, m.replicatedFW().Answer); err != nil {
 		m.log.Warn("pair: the pair's keep-or-restore answer", "err", err)
 	}
+}
+
+// firmwareHandler: GET /cmcd/pair/firmware (Administrator), the
+// replicated firmware state.
+func (m *pairModule) firmwareHandler(w http.ResponseWriter, r *http.Request) {
+	if !m.authorized(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, m.replicatedFW())
 }
