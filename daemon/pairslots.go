@@ -154,6 +154,13 @@ func (m *pairModule) publishAll() error {
 	if m.node.Role() != pair.RoleActive {
 		return nil // a standby's changes are imports of the active's
 	}
+	return m.publishNow()
+}
+
+// publishNow is publishAll for a change this module just made and must
+// not acknowledge unreplicated (an IPMI account command): a module that
+// lost the active role meanwhile reverts it and fails.
+func (m *pairModule) publishNow() error {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
 	err := m.publishAccounts()
@@ -210,7 +217,7 @@ func (m *pairModule) attachRedfish(rf *redfish.Server) error {
 func (m *pairModule) ipmiGate() ipmisrv.WriteGate {
 	return ipmisrv.WriteGate{
 		Writable:  func() bool { return m.node.Role() == pair.RoleActive },
-		Replicate: func(context.Context) error { return m.publishAll() },
+		Replicate: func(context.Context) error { return m.publishNow() },
 	}
 }
 
