@@ -119,6 +119,8 @@ type Store struct {
 	data  fileData              // exactly what accounts.json holds
 	fails map[string]*failState // by user name; in memory only
 	cache map[string]cacheEntry // by user name
+
+	onChange func() // told after every committed change (SetChangeHook)
 }
 
 // Open opens the account store in dir, creating dir, the device key and
@@ -231,6 +233,9 @@ func (s *Store) commit(next []record, changed ...string) (map[string]record, err
 	renamed, err := writeFileAtomic(s.dir, accountsFile, append(raw, '\n'))
 	if renamed { // the file on disk is the new state now; mirror it even if the directory sync failed
 		s.data = d
+		if s.onChange != nil {
+			s.onChange()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
@@ -509,4 +514,14 @@ func randomPassword(n int) string {
 		b[i] = unambiguous[k.Int64()]
 	}
 	return string(b)
+}
+
+// SetChangeHook sets fn to be called after every committed change of the
+// account list, whatever made it (Redfish, IPMI, Import): the redundant
+// pair replicates the list from there. fn runs with the store locked: it
+// must not block or call the store (send on a buffered channel).
+func (s *Store) SetChangeHook(fn func()) {
+	s.mu.Lock()
+	s.onChange = fn
+	s.mu.Unlock()
 }

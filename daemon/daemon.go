@@ -101,6 +101,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	rf := redfish.New(redfish.Options{Accounts: acct, Engine: eng, Log: log, Tree: redfishTree(c, brd, images, areas), TimeSource: ts, Firmware: fw, Pair: pm.redfishView()})
 	var handler http.Handler = web.Mount(rf)
 	if pm != nil {
+		if err := pm.attachRedfish(rf); err != nil {
+			log.Warn("pair: replicated sessions", "err", err)
+		}
+		if err := pm.attachFirmware(fw); err != nil {
+			log.Warn("pair: replicated firmware state", "err", err)
+		}
 		handler = pm.RedfishHandler(pm.Handler(handler))
 	}
 	stopWeb, err := serveRedfish(c, handler, log, func(bound map[string]string) { rf.SetProtocols(redfishProtocols(c, bound)) })
@@ -109,7 +115,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopWeb()
-	stopIPMI, err := serveIPMI(c, acct, eng, brd, log)
+	stopIPMI, err := serveIPMI(c, acct, eng, brd, log, pm.ipmiGateOrNil())
 	if err != nil {
 		return err
 	}
@@ -118,6 +124,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err := reportHealth(fw, areas.StorePath(eng.State().Running), log); err != nil {
 		return err
 	}
+	pm.firmwareOffered() // daemon/pairfw.go
 	return eng.Run(ctx)
 }
 

@@ -162,7 +162,7 @@ func writeCredentials(path string, cfg ipmi.Config) error {
 
 // serveIPMI starts the RMCP+ responder on c.IPMI (none when empty). The
 // returned function stops it.
-func serveIPMI(c Config, acct *accounts.Store, eng *syncsel.Engine, b *board.Chassis, log *slog.Logger) (func(), error) {
+func serveIPMI(c Config, acct *accounts.Store, eng *syncsel.Engine, b *board.Chassis, log *slog.Logger, gate *ipmisrv.WriteGate) (func(), error) {
 	if c.IPMI == "" {
 		return func() {}, nil
 	}
@@ -175,6 +175,9 @@ func serveIPMI(c Config, acct *accounts.Store, eng *syncsel.Engine, b *board.Cha
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ipmi listener %s: %w", c.IPMI, err)
+	}
+	if gate != nil {
+		srv.SetWriteGate(*gate)
 	}
 	log.Info("ipmi listening", "addr", srv.Addr().String(), "cipherSuites", "17,3")
 	return func() {

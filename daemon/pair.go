@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"cmcd/accounts"
+	"cmcd/firmware"
 	"cmcd/pair"
 	"cmcd/pair/vip"
 	"cmcd/pair/vote"
@@ -135,6 +136,7 @@ func timingFor(hb string) (pair.Timing, error) {
 type pairSink struct {
 	eng  *syncsel.Engine
 	acct *accounts.Store
+	ext  *slotExt // sessions, firmware (daemon/pairslots.go)
 }
 
 func (s pairSink) ApplySlot(slot string, plain []byte) error {
@@ -155,6 +157,9 @@ func (s pairSink) ApplySlot(slot string, plain []byte) error {
 		return err
 	case strings.HasPrefix(slot, pair.SlotKVPrefix):
 		return nil // held by the FSM itself
+	}
+	if ok, err := s.ext.apply(slot, plain); ok {
+		return err
 	}
 	return fmt.Errorf("unknown slot %q", slot)
 }
@@ -187,6 +192,10 @@ type pairModule struct {
 	stopVote context.CancelFunc
 	uplink   func() bool // the floating address's interface has a carrier (daemon/pairlink.go); nil: no address
 	rf       *pairRF     // the Redfish view and the pair's events (daemon/pairrf.go)
+
+	ext     *slotExt          // replicated sessions and firmware state (daemon/pairslots.go)
+	pubKick chan struct{}     // asks publishLoop for a run
+	fw      *firmware.Service // the firmware slot's owner (daemon/pairfw.go); nil until attached
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).
@@ -215,10 +224,11 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	m := &pairModule{eng: eng, acct: acct, log: log, id: pc.ID, key: key, peerHTTP: pc.PeerHTTP}
+	m := &pairModule{eng: eng, acct: acct, log: log, id: pc.ID, key: key, peerHTTP: pc.PeerHTTP,
+		ext: newSlotExt(), pubKick: make(chan struct{}, 1)}
 	m.newArbiter()
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
-		Sealer: sealer, Sink: pairSink{eng: eng, acct: acct}, Timing: timing, Log: log}
+		Sealer: sealer, Sink: pairSink{eng: eng, acct: acct, ext: m.ext}, Timing: timing, Log: log}
 	if len(pc.FenceCmd) > 0 {
 		cfg.Fencer = pair.ExecFencer{Command: pc.FenceCmd}
 	}
@@ -257,6 +267,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	go m.voteLoop(vctx, every)
 	go m.uplinkLoop(vctx, timing.Heartbeat/2)
 	go m.rf.loop(vctx)
+	m.startExtras(vctx)
 	return m, nil
 }
 
@@ -325,6 +336,7 @@ func (m *pairModule) revert() {
 			}
 		}
 	}
+	m.revertExt()
 }
 
 func (m *pairModule) Close() {
@@ -359,13 +371,15 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 	mux.HandleFunc("GET /cmcd/pair/kv", m.kvList)
 	mux.HandleFunc("GET /cmcd/pair/matrix", m.matrixHandler)
 	mux.HandleFunc("POST /cmcd/pair/vote/sync", m.voteSyncHandler)
+	mux.HandleFunc("GET /cmcd/pair/data/export", m.dataExportHandler) // daemon/pairdata.go
+	mux.HandleFunc("POST /cmcd/pair/data/sync", m.dataSyncHandler)
+	mux.HandleFunc("GET /cmcd/pair/firmware", m.firmwareHandler) // daemon/pairfw.go
 	mux.HandleFunc("/cmcd/pair/vote", m.voteReport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
-		session := strings.HasPrefix(r.URL.Path, "/redfish/v1/SessionService/Sessions") // sessions are per module
 		active := m.node.Role() == pair.RoleActive
 		switch {
-		case write && !session && !active:
+		case write && !active: // logins and logouts too: sessions are replicated (daemon/pairslots.go)
 			redfishError(w, http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable",
 				"This module is the standby CMC; writes go to the active module at the floating address.")
 			return
@@ -377,7 +391,7 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if !write || session {
+		if !write {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -389,6 +403,9 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 			err := m.publishConfig()
 			if err == nil {
 				err = m.publishAccounts()
+			}
+			if err == nil {
+				err = m.publishExt()
 			}
 			if err != nil {
 				m.log.Error("pair: write not replicated; reverted", "path", r.URL.Path, "err", err)

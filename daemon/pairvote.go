@@ -31,11 +31,9 @@ import (
 // with an HMAC under the pair key.
 //
 // Sync paths: inside a module the sample can be the round's source (a
-// round, syncsel SyncNow, brings the destination to it; on the peer via
-// POST /cmcd/pair/vote/sync). A sync the engine has no path for (the
-// destination area to the source area, or between modules: the collected
-// data is not replicated between modules yet) fails and is reported as
-// not converged.
+// round, syncsel SyncNow, brings the destination to it); any other sync —
+// between modules, or against the rounds' direction — copies the
+// sample's records (daemon/pairdata.go).
 
 const (
 	pairAuthHeader = "X-Cmcd-Pair-Auth"
@@ -147,21 +145,8 @@ func (s pairVoteSource) Matrices(ctx context.Context) ([]vote.Replica, error) {
 	return out, nil
 }
 
-func (s pairVoteSource) Sync(ctx context.Context, from, to string, _ []string) error {
-	fm, fs, _ := strings.Cut(from, "/")
-	tm, ts, _ := strings.Cut(to, "/")
-	if fm != tm {
-		return fmt.Errorf("no sync path from %s to %s: the collected data is not replicated between modules", from, to)
-	}
-	if fm == s.m.id {
-		st := s.m.eng.State()
-		if fs != st.Source.String() || ts != st.Dest.String() {
-			return fmt.Errorf("no sync path from %s to %s: rounds run %s -> %s", from, to, st.Source, st.Dest)
-		}
-		_, err := s.m.eng.SyncNow(ctx)
-		return err
-	}
-	return s.m.peerDo(ctx, http.MethodPost, "/cmcd/pair/vote/sync?from="+fs+"&to="+ts, nil)
+func (s pairVoteSource) Sync(ctx context.Context, from, to string, cats []string) error {
+	return s.m.syncReplica(ctx, from, to, cats) // daemon/pairdata.go
 }
 
 // Route prefers a replica on the same module as the destination that

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,8 @@ func (v *voteModule) serve(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cmcd/pair/matrix", v.m.matrixHandler)
 	mux.HandleFunc("POST /cmcd/pair/vote/sync", v.m.voteSyncHandler)
+	mux.HandleFunc("GET /cmcd/pair/data/export", v.m.dataExportHandler)
+	mux.HandleFunc("POST /cmcd/pair/data/sync", v.m.dataSyncHandler)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -155,8 +158,13 @@ func TestPairVoteLocal(t *testing.T) {
 // its signed GET /cmcd/pair/matrix (never with more than the normal
 // weight, never speaking for this module; a bad signature is refused); a
 // disagreement inside the peer is repaired by a round on the peer, asked
-// by the arbiter over POST /cmcd/pair/vote/sync; data that differs between
-// the modules has no sync path yet and is reported as not converged.
+// by the arbiter over POST /cmcd/pair/vote/sync; a sync against the
+// rounds' direction copies records; data that differs between the modules
+// (V4 across modules) is copied from the majority's sample to the other
+// module (signed export, one import transaction into its primary, a round
+// to its backup), verified by fingerprint, converged, and said so in
+// PairVote and DataImported events; unsigned or re-bodied peer requests
+// are refused.
 func TestPairVoteAcrossModules(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	a, b := newVoteModule(t, "A", key), newVoteModule(t, "B", key)
@@ -198,12 +206,15 @@ func TestPairVoteAcrossModules(t *testing.T) {
 	if r[0].Matrix["sel"] != r[1].Matrix["sel"] {
 		t.Fatalf("B after the sync: primary %s, backup %s", r[0].Matrix["sel"], r[1].Matrix["sel"])
 	}
-	if err := (pairVoteSource{a.m}).Sync(context.Background(), "B/backup", "B/primary", []string{"sel"}); err == nil {
-		t.Fatal("backup -> primary on B accepted")
+	// Against the rounds' direction (backup -> primary) the records are
+	// copied: B's primary takes its backup's sel, which it already equals.
+	if err := (pairVoteSource{a.m}).Sync(context.Background(), "B/backup", "B/primary", []string{"sel"}); err != nil {
+		t.Fatalf("backup -> primary on B: %v", err)
 	}
 
 	// A and B now hold different SEL data (B has a record A lacks): A's
-	// side (5 of 9) wins; B cannot be synced between modules yet.
+	// side (5 of 9) wins; A's records are copied to B (one transaction
+	// into B's primary, then a round on B), verified by fingerprint.
 	rep, err := a.m.runVote(context.Background(), "schedule")
 	if err != nil {
 		t.Fatal(err)
@@ -217,11 +228,71 @@ func TestPairVoteAcrossModules(t *testing.T) {
 	if !sel.Majority || sel.Sample != "A/primary" || strings.Join(sel.Disagree, ",") != "B/primary,B/backup" {
 		t.Fatalf("sel outcome %+v", sel)
 	}
-	if rep.Converged {
-		t.Fatalf("converged although B differs: %+v", rep)
+	if !rep.Converged {
+		t.Fatalf("not converged: %+v", rep)
 	}
-	if ev := pairVoteEvents(t, a.eng); !strings.Contains(ev, "Critical: fingerprint vote (schedule): B/backup could not be brought to A/primary") ||
-		!strings.Contains(ev, "not replicated between modules") {
+	ra, rb := a.m.localReplicas(true), b.m.localReplicas(false)
+	for _, r := range rb {
+		if r.Matrix["sel"] != ra[0].Matrix["sel"] {
+			t.Fatalf("%s sel %s, A/primary %s", r.ID, r.Matrix["sel"], ra[0].Matrix["sel"])
+		}
+	}
+	if ev := pairVoteEvents(t, a.eng); !strings.Contains(ev, "OK: fingerprint vote (schedule): B/primary synced from A/primary [sel]") ||
+		!strings.Contains(ev, "B/backup synced from A/primary") {
 		t.Fatalf("events:\n%s", ev)
 	}
+	if !strings.Contains(eventsOf(t, b.eng, "DataImported"), "the primary area took [sel] from the other module") {
+		t.Fatalf("no DataImported event on B:\n%s", eventsOf(t, b.eng, "DataImported"))
+	}
+	// B's own record is gone from B: the majority's content is there.
+	for _, area := range []flash.Slot{flash.Primary, flash.Backup} {
+		entries, err := b.eng.StoreOf(area).SEL(b.sim.Slots()[0])
+		if err != nil {
+			t.Fatalf("B %s SEL: %d entries, %v", area, len(entries), err)
+		}
+		for _, e := range entries {
+			if e.Entry.Message == "only on B" {
+				t.Fatalf("B's %s area kept the record the majority does not hold", area)
+			}
+		}
+	}
+
+	// A peer request without the pair key, or with a body changed after
+	// signing, is refused.
+	resp, err = http.Post(srv.URL+"/cmcd/pair/data/sync?to=primary&cat=sel", "application/json", strings.NewReader("[]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned data sync: %s", resp.Status)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/cmcd/pair/data/sync?to=primary&cat=sel", strings.NewReader(`[{"category":"sel"}]`))
+	a.m.signPeer(req)
+	ts, _, _ := strings.Cut(req.Header.Get(pairAuthHeader), ":")
+	signed, _ := strconv.ParseInt(ts, 10, 64)
+	req.Header.Set(pairBodyHeader, pairBodyMAC(key, req.URL.RequestURI(), signed, []byte("[]"))) // signed for another body
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("data sync with a changed body: %s", resp.Status)
+	}
+}
+
+func eventsOf(t *testing.T, eng *syncsel.Engine, kind string) string {
+	t.Helper()
+	evs, err := eng.Store().Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		if e.Kind == kind {
+			out = append(out, e.Severity+": "+e.Message)
+		}
+	}
+	return strings.Join(out, "\n")
 }

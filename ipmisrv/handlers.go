@@ -55,6 +55,7 @@ func (s *Server) register(r *handlers.Registry) {
 	} {
 		r.RegisterFunc(c, h)
 	}
+	s.registerUsers(r) // users.go; also gates the writes above for the redundant pair
 }
 
 // privilege is the session's current privilege level.

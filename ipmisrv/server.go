@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/bmc"
@@ -78,6 +79,8 @@ type Server struct {
 	sdrRsv   uint16
 	power    *powerStats
 	stateErr error
+
+	wgate atomic.Pointer[WriteGate] // the redundant pair's write gate (users.go); nil: none
 }
 
 // Start validates the options, loads (or creates) the state file and

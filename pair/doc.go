@@ -24,7 +24,10 @@
 //
 // The FSM is a map from slot to value: "config" (the whole sync
 // configuration, as the patch that sets every option), "accounts" (the
-// account list) and "kv/<key>" (generic acknowledged writes). Values are
+// account list), "sessions" (the Redfish sessions: the SHA-256 of each
+// token, never the token, with user, creation and last use, and the idle
+// timeout), "firmware" (the pair-wide firmware state, below) and
+// "kv/<key>" (generic acknowledged writes). Values are
 // sealed with XChaCha20-Poly1305 under the pair key (a 32-byte secret on
 // both modules, never on the witness; the slot name is bound in as
 // associated data). The witness keeps the sealed bytes it cannot open, so
@@ -34,6 +37,33 @@
 // applied value is opened and handed to a Sink (daemon/pair.go: the sync
 // engine's UpdateConfig); a snapshot holds the whole map, so a module
 // that was away gets everything in one batch (D6).
+//
+// What is per module and what is pair-wide (daemon/pairslots.go,
+// daemon/pairfw.go): each module has its own flash, so its image slots,
+// their states, the boot counter and trial, and its boot slot (which of
+// its own slots boots next) are per module and never applied to the other
+// module. Pair-wide are the sync configuration, the accounts, the
+// sessions (a login on the active works on the standby and after a
+// takeover; a logout ends the session on both; each module expires idle
+// sessions itself from the replicated last use, which is replicated when
+// it has moved on by a tenth of the timeout, so a session ends at most
+// that much early after a takeover, never late), each module's pending
+// activation request (recorded for the other module's view, not applied
+// to its flash), and the operator's S5 keep-or-restore answer, which
+// every module whose own choice for that upgraded version is pending
+// applies. The collected data (the syncsel stores) is not in the log: it
+// is live readings each module collects from the shared board; the
+// fingerprint vote (pair/vote, daemon/pairvote.go, daemon/pairdata.go)
+// compares it across both data areas of both modules and copies the
+// majority sample's records to a disagreeing module (one syncsel import
+// transaction into its rounds' source area, then a round).
+//
+// Writes reach the log from the active only: Redfish writes (logins and
+// logouts included) are answered once every changed slot is committed;
+// IPMI user commands wait the same way through ipmisrv's WriteGate; any
+// other change of the accounts or sessions (a session's last use, its
+// expiry) is published by the active shortly after. The standby refuses
+// writes: Redfish 503, IPMI completion code D5h.
 //
 // Put (H3) returns only after raft committed the entry on a quorum and
 // this module applied it. CanServeReads (D1, D2) is true on the active,

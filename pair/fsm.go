@@ -19,6 +19,8 @@ import (
 const (
 	SlotConfig   = "config"
 	SlotAccounts = "accounts"
+	SlotSessions = "sessions" // Redfish sessions: token hashes, users, last use (daemon/pairslots.go)
+	SlotFirmware = "firmware" // pair-wide firmware state: the S5 answer, activation requests (daemon/pairfw.go)
 	SlotKVPrefix = "kv/"
 )
 

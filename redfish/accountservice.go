@@ -396,6 +396,7 @@ func (s *Server) dropSessionsOf(user string, keep *session) {
 	for t, sess := range s.sessions {
 		if sess.user == user && sess != keep {
 			delete(s.sessions, t)
+			s.sessionsChangedLocked()
 		}
 	}
 }

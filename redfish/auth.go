@@ -2,7 +2,6 @@ package redfish
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -15,10 +14,11 @@ import (
 // session is one Redfish login session.
 type session struct {
 	id       string
-	token    string
+	key      string // tokenKey of the X-Auth-Token: the token itself is never kept
 	user     string
 	created  time.Time
 	lastUsed time.Time
+	pubUsed  time.Time // lastUsed as last reported to the sessions hook (sessionrep.go)
 }
 
 func randomHex(n int) string {
@@ -37,7 +37,7 @@ func (s *Server) authenticate(c *ctx) bool {
 		}
 		a, err := s.acct.Get(sess.user)
 		if err != nil || !a.Enabled {
-			s.dropSession(sess.token)
+			s.dropSession(sess.key)
 			return false
 		}
 		c.account, c.session, c.authed = a, sess, true
@@ -59,17 +59,20 @@ func (s *Server) authenticate(c *ctx) bool {
 // lookupSession returns the live session of token, refreshing its idle
 // timer, or nil; expired sessions are removed.
 func (s *Server) lookupSession(token string) *session {
+	key := tokenKey(token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.expireLocked(now)
-	for t, sess := range s.sessions {
-		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			sess.lastUsed = now
-			return sess
-		}
+	// The map is keyed by the token's SHA-256: looking up a hash leaks
+	// nothing about the token through timing.
+	sess := s.sessions[key]
+	if sess == nil {
+		return nil
 	}
-	return nil
+	sess.lastUsed = now
+	s.usedLocked(sess)
+	return sess
 }
 
 func (s *Server) expireLocked(now time.Time) {
@@ -77,13 +80,15 @@ func (s *Server) expireLocked(now time.Time) {
 		if now.Sub(sess.lastUsed) >= s.timeout {
 			s.log.Info("redfish: session expired", "id", sess.id, "user", sess.user)
 			delete(s.sessions, t)
+			s.sessionsChangedLocked()
 		}
 	}
 }
 
-func (s *Server) dropSession(token string) {
+func (s *Server) dropSession(key string) {
 	s.mu.Lock()
-	delete(s.sessions, token)
+	delete(s.sessions, key)
+	s.sessionsChangedLocked()
 	s.mu.Unlock()
 }
 
@@ -144,7 +149,8 @@ func (s *Server) createSession(c *ctx) error {
 		return nil
 	}
 	now := s.now()
-	sess := &session{id: randomHex(8), token: randomHex(32), user: a.Username, created: now, lastUsed: now}
+	token := randomHex(32)
+	sess := &session{id: randomHex(8), key: tokenKey(token), user: a.Username, created: now, lastUsed: now, pubUsed: now}
 	s.mu.Lock()
 	s.expireLocked(now)
 	if len(s.sessions) >= MaxSessions {
@@ -155,13 +161,14 @@ func (s *Server) createSession(c *ctx) error {
 				oldest = o
 			}
 		}
-		delete(s.sessions, oldest.token)
+		delete(s.sessions, oldest.key)
 	}
-	s.sessions[sess.token] = sess
+	s.sessions[sess.key] = sess
+	s.sessionsChangedLocked()
 	s.mu.Unlock()
 	s.log.Info("redfish: session created", "id", sess.id, "user", a.Username, "source", c.r.RemoteAddr)
 	loc := sessionsURI + "/" + sess.id
-	c.w.Header().Set("X-Auth-Token", sess.token)
+	c.w.Header().Set("X-Auth-Token", token)
 	c.w.Header().Set("Location", loc)
 	s.reply(c, http.StatusCreated, s.sessionDoc(sess))
 	return nil
@@ -210,7 +217,7 @@ func (s *Server) deleteSession(c *ctx) error {
 	if sess == nil || !c.canSee(sess) {
 		return notFound("Session", c.param("id"))
 	}
-	s.dropSession(sess.token)
+	s.dropSession(sess.key)
 	s.log.Info("redfish: session deleted", "id", sess.id, "user", sess.user, "by", c.account.Username)
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -265,6 +272,7 @@ func (s *Server) patchSessionService(c *ctx) error {
 		}
 		s.mu.Lock()
 		s.timeout = time.Duration(n) * time.Second
+		s.sessionsChangedLocked()
 		s.mu.Unlock()
 	}
 	v, _ := s.getSessionService(c)

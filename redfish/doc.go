@@ -17,6 +17,11 @@
 // rate-limited source) always gets the same 401 body so that accounts
 // cannot be enumerated; the distinct reasons go to the log.
 //
+// Sessions are kept under the SHA-256 of their X-Auth-Token, never the
+// token itself; ExportSessions/ImportSessions and SetSessionsHook
+// (sessionrep.go) let the redundant pair replicate them to the other
+// module.
+//
 // # Protocol
 //
 // Every GET answers with a strong ETag, the hash of its body; If-None-Match

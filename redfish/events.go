@@ -62,7 +62,7 @@ type hubEvent struct {
 type sseStream struct {
 	id      string
 	user    string
-	token   string // the session's token; "" for Basic auth
+	token   string // the session's key (tokenKey); "" for Basic auth
 	remote  string
 	created time.Time
 	ch      chan *hubEvent
@@ -397,7 +397,7 @@ func (h *eventHub) open(c *ctx) (st *sseStream, replay []*hubEvent, lostAfter st
 	st = &sseStream{id: strconv.FormatUint(h.nextID, 10), user: c.account.Username, remote: c.r.RemoteAddr,
 		created: h.s.now(), ch: make(chan *hubEvent, sseQueue), kill: make(chan struct{})}
 	if c.session != nil {
-		st.token = c.session.token
+		st.token = c.session.key
 	}
 	h.streams[st.id] = st
 	if last := c.r.Header.Get("Last-Event-ID"); last != "" {
@@ -439,6 +439,7 @@ func (s *Server) stillAuthorised(st *sseStream) bool {
 		sess := s.sessions[st.token]
 		if sess != nil {
 			sess.lastUsed = now
+			s.usedLocked(sess)
 		}
 		s.mu.Unlock()
 		if sess == nil {

@@ -61,8 +61,9 @@ type Server struct {
 	ts     *timesrc.Service // nil: no time source
 
 	mu       sync.Mutex
-	sessions map[string]*session // by token
+	sessions map[string]*session // by tokenKey of the token
 	timeout  time.Duration
+	onSess   func() // sessions hook (sessionrep.go); nil: none
 
 	events *eventHub // EventService (events.go); Close stops it
 	logs   *logCache // serialized node log collections (logcache.go)
