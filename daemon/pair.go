@@ -212,6 +212,10 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 		return nil, err
 	}
 	sealer, _ := pair.NewSealer(key)
+	tkey, err := pair.TransportKey(key)
+	if err != nil {
+		return nil, err
+	}
 	timing, err := timingFor(pc.Heartbeat)
 	if err != nil {
 		return nil, err
@@ -228,7 +232,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 		ext: newSlotExt(), pubKick: make(chan struct{}, 1)}
 	m.newArbiter()
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
-		Sealer: sealer, Sink: pairSink{eng: eng, acct: acct, ext: m.ext}, Timing: timing, Log: log}
+		Sealer: sealer, TransportKey: tkey, Sink: pairSink{eng: eng, acct: acct, ext: m.ext}, Timing: timing, Log: log}
 	if len(pc.FenceCmd) > 0 {
 		cfg.Fencer = pair.ExecFencer{Command: pc.FenceCmd}
 	}
@@ -486,6 +490,10 @@ type WitnessConfig struct {
 	Listen    []string
 	Peers     []pair.Peer
 	Heartbeat string
+	// KeyFile is the witness key: the raft transport key derived from the
+	// pair key (`cmcd witness-key`), 64 hex digits, mode 0600. The witness
+	// never holds the pair key itself.
+	KeyFile string
 }
 
 // RunWitness runs the witness voter until ctx ends.
@@ -500,7 +508,14 @@ func RunWitness(ctx context.Context, c WitnessConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	n, err := pair.Start(pair.Config{ID: c.ID, Dir: c.Dir, Listen: c.Listen, Peers: c.Peers, Timing: timing, Log: log})
+	if c.KeyFile == "" {
+		return fmt.Errorf("witness: --key FILE is required (the witness key: cmcd witness-key --pair-key PAIRKEY)")
+	}
+	tkey, err := pair.LoadKeyFile(c.KeyFile)
+	if err != nil {
+		return fmt.Errorf("witness: %w", err)
+	}
+	n, err := pair.Start(pair.Config{ID: c.ID, Dir: c.Dir, Listen: c.Listen, Peers: c.Peers, TransportKey: tkey, Timing: timing, Log: log})
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,10 @@ type Config struct {
 	Preset       string
 	PresetWindow time.Duration // default 60s
 	Sealer       *Sealer       // modules: the pair key; nil on the witness
+	// TransportKey authenticates the raft transport (TLS 1.3, mutual;
+	// creds.go): TransportKey(pair key) on the modules, the same value
+	// given to the witness as its own secret.
+	TransportKey []byte
 	Sink         Sink          // modules: where replicated values are applied
 	Fencer       Fencer        // fences a peer module (required in two-node mode)
 	Address      AddressHolder // the floating address; nil: none
@@ -96,6 +100,7 @@ type Node struct {
 	trans   *raft.NetworkTransport
 	stream  *pathStream
 	rconf   *raft.Config
+	notify  chan bool // raft's leadership changes: reconcile at once
 	log     *slog.Logger
 	started time.Time
 
@@ -111,6 +116,9 @@ type Node struct {
 	takeovers      int  // times this node became active
 	sawOtherLeader bool // another module was active before: not a power-up formation
 	lastTransfer   time.Time
+	gone           goneProof // the other module's process was proven gone (fast.go)
+	proving        bool
+	fastElections  int
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -161,7 +169,12 @@ func Start(cfg Config) (*Node, error) {
 		n.logs.Close()
 		return nil, fmt.Errorf("pair: snapshots: %w", err)
 	}
-	if n.trans, n.stream, err = newTransport(cfg.Listen, cfg.Timing.Transport, n.log); err != nil {
+	cred, err := transportTLS(cfg.TransportKey)
+	if err != nil {
+		n.logs.Close()
+		return nil, err
+	}
+	if n.trans, n.stream, err = newTransport(cfg.Listen, cred, cfg.Timing.Transport, n.log, n.remoteClosed); err != nil {
 		n.logs.Close()
 		return nil, err
 	}
@@ -176,6 +189,8 @@ func Start(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.SnapshotInterval = 5 * time.Second
 	rc.Logger = hclogFor(n.log, "raft")
+	n.notify = make(chan bool, 16)
+	rc.NotifyCh = n.notify
 	n.rconf = rc
 	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
@@ -198,7 +213,9 @@ func Start(cfg Config) (*Node, error) {
 		n.close()
 		return nil, fmt.Errorf("pair: %w", err)
 	}
+	n.rmu.Lock()
 	n.r = r
+	n.rmu.Unlock()
 	n.wg.Add(1)
 	go n.roleLoop()
 	if n.twoNode && !n.self.Witness {
@@ -238,6 +255,8 @@ func (n *Node) check() error {
 		return fmt.Errorf("pair: want two modules and at most one witness, got %d and %d", modules, witnesses)
 	case !n.self.Witness && c.Sealer == nil:
 		return errors.New("pair: a module needs the pair key")
+	case len(c.TransportKey) != TransportKeySize:
+		return errors.New("pair: the raft transport key is required (modules: TransportKey(pair key); the witness: its witness key)")
 	}
 	n.twoNode = witnesses == 0
 	if n.twoNode && !n.self.Witness && c.Fencer == nil {
@@ -269,6 +288,14 @@ func (n *Node) peerModule() Peer {
 		}
 	}
 	return Peer{}
+}
+
+// transport returns the current raft transport and its stream layer
+// (two-node recovery replaces them).
+func (n *Node) transport() (*raft.NetworkTransport, *pathStream) {
+	n.rmu.RLock()
+	defer n.rmu.RUnlock()
+	return n.trans, n.stream
 }
 
 func (n *Node) raft() *raft.Raft {
@@ -309,6 +336,7 @@ func (n *Node) roleLoop() {
 		case <-n.stop:
 			return
 		case <-tick.C:
+		case <-n.notify:
 		}
 		n.reconcile()
 	}
@@ -378,22 +406,38 @@ func (n *Node) stepDown(why string) {
 // takeover runs when this module became raft leader: it waits until every
 // committed entry is applied (Barrier), makes sure nobody else answers for
 // the floating address (fencing the other module when something does),
-// takes the address and becomes active.
+// takes the address and becomes active. Each step's duration is logged
+// ("pair: takeover", the phases the takeover benchmark prints).
 func (n *Node) takeover(r *raft.Raft) {
 	t0 := time.Now()
+	ph := phases{t0: t0}
+	defer func() { n.log.Info("pair: takeover", ph.attrs()...) }()
 	if err := r.Barrier(5 * n.cfg.Timing.Election).Error(); err != nil {
 		n.log.Warn("pair: leader barrier", "err", err)
+		ph.mark("barrierFailed")
 		return
 	}
+	ph.mark("barrier")
 	if a := n.cfg.Address; a != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		fenced := false
 		for attempt := 0; ; attempt++ {
-			inUse, err := a.Probe(ctx)
+			// After a fence of a module whose process was proven gone
+			// (fast.go), the only host that could still answer is the one
+			// just fenced: a short probe suffices (it answers within
+			// microseconds on the chassis segment when it still does).
+			wait := time.Duration(0)
+			if fenced && n.goneRecently(n.peerModule().ID) {
+				wait = quickProbeWait
+			}
+			inUse, err := probe(ctx, a, wait)
 			if err != nil {
 				n.log.Error("pair: duplicate-address probe", "err", err)
+				ph.mark("probeFailed")
 				return
 			}
+			ph.mark("probe")
 			if !inUse {
 				break
 			}
@@ -405,8 +449,11 @@ func (n *Node) takeover(r *raft.Raft) {
 			n.log.Warn("pair: floating address answered by another host; fencing the other module", "peer", peer)
 			if err := n.cfg.Fencer.Fence(ctx, peer); err != nil {
 				n.log.Error("pair: fence failed; not taking the address", "err", err)
+				ph.mark("fenceFailed")
 				return
 			}
+			ph.mark("fence")
+			fenced = true
 			n.mu.Lock()
 			n.fences++
 			n.mu.Unlock()
@@ -419,6 +466,7 @@ func (n *Node) takeover(r *raft.Raft) {
 			a.Release()
 			return
 		}
+		ph.mark("address")
 	}
 	if r.State() != raft.Leader {
 		n.stepDown("lost leadership during takeover")
@@ -430,6 +478,47 @@ func (n *Node) takeover(r *raft.Raft) {
 	n.mu.Unlock()
 	n.log.Info("pair: active", "takeoverWork", time.Since(t0))
 	n.setRole(RoleActive)
+	ph.mark("active")
+}
+
+// quickProbeWait is the probe wait after fencing a module whose process
+// was proven gone.
+const quickProbeWait = 30 * time.Millisecond
+
+// quickProber is an AddressHolder that can probe with a given wait
+// (pair/vip.Netlink, vip.Fake).
+type quickProber interface {
+	ProbeWithin(ctx context.Context, wait time.Duration) (bool, error)
+}
+
+// probe runs a's duplicate-address probe, with wait when not zero and a
+// supports it.
+func probe(ctx context.Context, a AddressHolder, wait time.Duration) (bool, error) {
+	if q, ok := a.(quickProber); ok && wait > 0 {
+		return q.ProbeWithin(ctx, wait)
+	}
+	return a.Probe(ctx)
+}
+
+// phases records the steps of a takeover.
+type phases struct {
+	t0   time.Time
+	last time.Time
+	kv   []any
+}
+
+func (p *phases) mark(step string) {
+	now := time.Now()
+	from := p.last
+	if from.IsZero() {
+		from = p.t0
+	}
+	p.kv = append(p.kv, step, now.Sub(from).Round(100*time.Microsecond).String())
+	p.last = now
+}
+
+func (p *phases) attrs() []any {
+	return append([]any{"leaderAt", p.t0.Format("15:04:05.000000"), "total", time.Since(p.t0).Round(100 * time.Microsecond).String()}, p.kv...)
 }
 
 // maybeTransferToPreset implements D7: when both modules are up within
@@ -450,7 +539,8 @@ func (n *Node) maybeTransferToPreset(r *raft.Raft) {
 		}
 	}
 	// Only a preset module that is up: it must answer on a path.
-	c, err := n.stream.Dial(raft.ServerAddress(multiAddr(target.Addrs).String()), n.cfg.Timing.Transport)
+	_, stream := n.transport()
+	c, err := stream.Dial(raft.ServerAddress(multiAddr(target.Addrs).String()), n.cfg.Timing.Transport)
 	if err != nil {
 		return
 	}
@@ -534,7 +624,8 @@ type Status struct {
 	HoldsAddress  bool          `json:"holdsAddress"`
 	TwoNode       bool          `json:"twoNode"`
 	Fences        int           `json:"fences"`
-	TakeoverWork  time.Duration `json:"takeoverWork"` // barrier + probe + fence + address, last takeover
+	FastElections int           `json:"fastElections"` // elections started at once after the active's process was proven gone (fast.go)
+	TakeoverWork  time.Duration `json:"takeoverWork"`  // barrier + probe + fence + address, last takeover
 	SinkErrors    int           `json:"sinkErrors"`
 }
 
@@ -548,7 +639,7 @@ func (n *Node) Status() Status {
 	defer n.mu.Unlock()
 	st := Status{ID: n.cfg.ID, Role: n.role, RoleSince: n.since, RaftState: r.State().String(), Leader: string(leader),
 		Term: r.Stats()["term"], CommitIndex: r.CommitIndex(), AppliedIndex: r.AppliedIndex(), Fingerprint: fp,
-		Slots: len(n.fsm.Slots()), CanServeReads: ok, Lag: lag, TwoNode: n.twoNode, Fences: n.fences,
+		Slots: len(n.fsm.Slots()), CanServeReads: ok, Lag: lag, TwoNode: n.twoNode, Fences: n.fences, FastElections: n.fastElections,
 		TakeoverWork: n.lastTakeover, SinkErrors: n.fsm.SinkErrors()}
 	if n.cfg.Address != nil {
 		st.HoldsAddress = n.cfg.Address.Held()
@@ -585,8 +676,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() {
-	if n.trans != nil {
-		n.trans.Close()
+	if trans, _ := n.transport(); trans != nil {
+		trans.Close()
+		trans.CloseStreams() // the pooled connections it opened: as the kernel does for a process that exits
 	}
 	if n.logs != nil {
 		n.logs.Close()

@@ -53,6 +53,7 @@ type cluster struct {
 	fenced []string
 	mu     sync.Mutex
 	preset string
+	timing Timing // zero: the default
 }
 
 // fakeFencer drops the fenced member's address and stops its node (the
@@ -102,8 +103,9 @@ func (c *cluster) start(id string) *Node {
 		}
 	}
 	cfg := Config{ID: id, Dir: c.dirs[id], Listen: p.Addrs, Peers: c.peers, Preset: c.preset,
-		Fencer: fakeFencer{c}, SnapshotThreshold: 64, TrailingLogs: 16, StartGrace: time.Second,
+		Fencer: fakeFencer{c}, Timing: c.timing, SnapshotThreshold: 64, TrailingLogs: 16, StartGrace: time.Second,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	cfg.TransportKey, _ = TransportKey(c.key)
 	if !p.Witness {
 		s, _ := NewSealer(c.key)
 		cfg.Sealer, cfg.Sink, cfg.Address = s, c.sinks[id], c.net.Member(id)

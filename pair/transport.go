@@ -2,6 +2,7 @@ package pair
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,16 +31,33 @@ func (m multiAddr) String() string  { return strings.Join(m, ",") }
 // first connection that opens; when one path fails, raft's next
 // connection simply takes the other. So a peer looks silent — and a
 // takeover can start — only when all paths are silent.
+//
+// Every connection is TLS 1.3 with mutual authentication (see creds.go):
+// a peer that cannot prove it holds the pair's transport credential is
+// dropped in the handshake, before raft reads a byte from it.
 type pathStream struct {
-	local multiAddr
-	lns   []net.Listener
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
+	local   multiAddr
+	tls     *tls.Config
+	timeout time.Duration // handshake deadline
+	log     *slog.Logger
+	// remoteClosed is told when a peer closed (or reset) a connection it
+	// had opened to us: the fast failure detector (fast.go).
+	remoteClosed func(remote net.Addr)
+	lns          []net.Listener
+	conns        chan net.Conn
+	done         chan struct{}
+	once         sync.Once
 }
 
-func newPathStream(addrs []string) (*pathStream, error) {
-	s := &pathStream{local: addrs, conns: make(chan net.Conn), done: make(chan struct{})}
+func newPathStream(addrs []string, cred *tls.Config, timeout time.Duration, log *slog.Logger, remoteClosed func(net.Addr)) (*pathStream, error) {
+	if cred == nil {
+		return nil, errors.New("pair: the raft transport needs its TLS credential")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &pathStream{local: addrs, tls: cred, timeout: timeout, log: log, remoteClosed: remoteClosed,
+		conns: make(chan net.Conn), done: make(chan struct{})}
 	for _, a := range addrs {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
@@ -68,13 +88,62 @@ func (s *pathStream) accept(ln net.Listener) {
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		select {
-		case s.conns <- c:
-		case <-s.done:
-			c.Close()
-			return
+		go s.handshake(c)
+	}
+}
+
+// handshake authenticates an accepted connection and hands it to raft.
+func (s *pathStream) handshake(c net.Conn) {
+	tc := tls.Server(c, s.tls)
+	tc.SetDeadline(time.Now().Add(s.handshakeTimeout()))
+	if err := tc.Handshake(); err != nil {
+		// A dial that lost the race to another path, or a liveness probe
+		// (fast.go), closes before the handshake: not worth a warning.
+		lvl := slog.LevelWarn
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			lvl = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), lvl, "pair: refused a raft connection without the pair's credential",
+			"remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	wc := &watchedConn{Conn: tc, gone: s.remoteClosed}
+	select {
+	case s.conns <- wc:
+	case <-s.done:
+		tc.Close()
+	}
+}
+
+func (s *pathStream) handshakeTimeout() time.Duration {
+	return max(s.timeout, time.Second) // a loaded CMC can take a while; raft's own timeouts bound the rest
+}
+
+// watchedConn reports an authenticated connection the remote side closed
+// or reset (a read error while we still had it open), once.
+type watchedConn struct {
+	net.Conn
+	gone   func(net.Addr)
+	closed atomic.Bool
+	once   sync.Once
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && c.gone != nil && !c.closed.Load() {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			c.once.Do(func() { c.gone(c.Conn.RemoteAddr()) })
 		}
 	}
+	return n, err
+}
+
+func (c *watchedConn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
 }
 
 func (s *pathStream) Accept() (net.Conn, error) {
@@ -98,8 +167,8 @@ func (s *pathStream) Close() error {
 
 func (s *pathStream) Addr() net.Addr { return s.local }
 
-// Dial opens a connection over every path of address at once and returns
-// the first that succeeds.
+// Dial opens an authenticated connection over every path of address at
+// once and returns the first whose TLS handshake succeeds.
 func (s *pathStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	paths := strings.Split(string(address), ",")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -113,7 +182,20 @@ func (s *pathStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 		go func(p string) {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "tcp", p)
-			out <- res{c, err}
+			if err != nil {
+				out <- res{nil, err}
+				return
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetNoDelay(true)
+			}
+			t := tls.Client(c, s.tls)
+			if err := t.HandshakeContext(ctx); err != nil {
+				c.Close()
+				out <- res{nil, fmt.Errorf("%s: %w", p, err)}
+				return
+			}
+			out <- res{t, nil}
 		}(p)
 	}
 	var errs []error
@@ -126,9 +208,6 @@ func (s *pathStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 		case won == nil:
 			won = r.c
 			cancel() // stop the slower paths
-			if tc, ok := won.(*net.TCPConn); ok {
-				tc.SetNoDelay(true)
-			}
 		default:
 			r.c.Close()
 		}
@@ -148,8 +227,8 @@ func (s *pathStream) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 }
 
 // newTransport returns raft's network transport over the paths.
-func newTransport(addrs []string, timeout time.Duration, log *slog.Logger) (*raft.NetworkTransport, *pathStream, error) {
-	st, err := newPathStream(addrs)
+func newTransport(addrs []string, cred *tls.Config, timeout time.Duration, log *slog.Logger, remoteClosed func(net.Addr)) (*raft.NetworkTransport, *pathStream, error) {
+	st, err := newPathStream(addrs, cred, timeout, log, remoteClosed)
 	if err != nil {
 		return nil, nil, err
 	}

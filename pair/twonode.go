@@ -96,6 +96,13 @@ func (n *Node) recoverAlone() error {
 	if err := n.r.Shutdown().Error(); err != nil {
 		return err
 	}
+	// Shutdown closed the transport (and its listeners): open it again,
+	// or the peer could never reach this module when it comes back.
+	trans, stream, err := newTransport(n.cfg.Listen, n.stream.tls, n.cfg.Timing.Transport, n.log, n.remoteClosed)
+	if err != nil {
+		return err
+	}
+	n.trans, n.stream = trans, stream
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.ID),
 		Address: raft.ServerAddress(multiAddr(n.self.Addrs).String())}}}
 	if err := raft.RecoverCluster(n.rconf, NewFSM(n.cfg.Sealer, nil, n.log), n.logs, n.logs, n.snaps, n.trans, conf); err != nil {
@@ -127,7 +134,8 @@ func (n *Node) maybeReadd(r *raft.Raft) {
 		}
 	}
 	addr := raft.ServerAddress(multiAddr(peer.Addrs).String())
-	c, err := n.stream.Dial(addr, n.cfg.Timing.Transport)
+	_, stream := n.transport()
+	c, err := stream.Dial(addr, n.cfg.Timing.Transport)
 	if err != nil {
 		return
 	}

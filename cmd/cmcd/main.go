@@ -21,7 +21,8 @@ import (
 const usage = `usage:
   cmcd run     --data DIR [--board sim] [--config FILE] [--sync-interval DUR] [flags]
   cmcd verify  --data DIR
-  cmcd witness --data DIR --id W --listen ADDR --peer ID=ADDR[,ADDR][;witness] ...
+  cmcd witness --data DIR --id W --listen ADDR --key FILE --peer ID=ADDR[,ADDR][;witness] ...
+  cmcd witness-key --pair-key FILE [--out FILE]
   cmcd image   keygen|build|sign|inspect|install|status|activate ...
   cmcd version
 Run "cmcd run -h" for every flag.
@@ -37,6 +38,8 @@ func main() {
 		os.Exit(run(os.Args[2:]))
 	case "witness":
 		os.Exit(witness(os.Args[2:]))
+	case "witness-key":
+		os.Exit(witnessKey(os.Args[2:]))
 	case "verify":
 		os.Exit(verify(os.Args[2:]))
 	case "image":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 
 	"cmcd/daemon"
+	"cmcd/pair"
 )
 
 // witness runs the pair's third, data-light voter.
@@ -21,11 +23,12 @@ func witness(args []string) int {
 	fs.Var(&listen, "listen", "raft listen address (repeatable)")
 	fs.Var(&peers, "peer", "voter ID=addr[,addr...][;witness], every voter including this one (repeatable)")
 	hb := fs.String("heartbeat", "", "raft heartbeat timeout (default 200ms; same as the modules)")
+	key := fs.String("key", "", "the witness key file (cmcd witness-key): authenticates the raft transport")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c := daemon.WitnessConfig{ID: *id, Dir: *data, Listen: listen, Heartbeat: *hb}
+	c := daemon.WitnessConfig{ID: *id, Dir: *data, Listen: listen, Heartbeat: *hb, KeyFile: *key}
 	for _, p := range peers {
 		pp, err := daemon.ParsePeer(p)
 		if err != nil {
@@ -44,6 +47,35 @@ func witness(args []string) int {
 	defer stop()
 	if err := daemon.RunWitness(ctx, c, log); err != nil {
 		log.Error("cmcd witness stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// witnessKey derives the witness key from the pair key: the raft
+// transport key (HKDF of the pair key, one-way), written as 64 hex digits.
+func witnessKey(args []string) int {
+	fs := flag.NewFlagSet("cmcd witness-key", flag.ContinueOnError)
+	pairKey := fs.String("pair-key", "", "the pair key file of the modules")
+	out := fs.String("out", "", "write the witness key here (mode 0600); empty: standard output")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	k, err := pair.LoadKeyFile(*pairKey)
+	if err == nil {
+		k, err = pair.TransportKey(k)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cmcd witness-key:", err)
+		return 1
+	}
+	line := hex.EncodeToString(k) + "\n"
+	if *out == "" {
+		fmt.Print(line)
+		return 0
+	}
+	if err := os.WriteFile(*out, []byte(line), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "cmcd witness-key:", err)
 		return 1
 	}
 	return 0

@@ -121,6 +121,9 @@ func newLab(t testing.TB) *lab {
 		key[i] = byte(i * 7)
 	}
 	os.WriteFile(filepath.Join(l.dir, "pair.key"), []byte(hex.EncodeToString(key)+"\n"), 0o600)
+	// The witness authenticates on the raft transport with the witness key
+	// derived from the pair key; it never gets the pair key itself.
+	run(t, l.bin, "witness-key", "--pair-key", filepath.Join(l.dir, "pair.key"), "--out", filepath.Join(l.dir, "witness.key"))
 	st, err := accounts.Open(filepath.Join(l.dir, "A"))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +168,8 @@ func (l *lab) peers() []string {
 func (l *lab) start(m string) {
 	var args []string
 	if m == "W" {
-		args = append([]string{"witness", "--data", filepath.Join(l.dir, "W"), "--id", "W", "--listen", "10.77.0.3:7400"}, l.peers()...)
+		args = append([]string{"witness", "--data", filepath.Join(l.dir, "W"), "--id", "W", "--listen", "10.77.0.3:7400",
+			"--key", filepath.Join(l.dir, "witness.key")}, l.peers()...)
 		for i := range args {
 			if args[i] == "--pair-peer" {
 				args[i] = "--peer"

@@ -3,6 +3,7 @@ package vip
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // FakeNet is an in-memory network segment: which members have the
@@ -57,6 +58,9 @@ func (f *Fake) Probe(context.Context) (bool, error) {
 	}
 	return false, nil
 }
+
+// ProbeWithin is Probe (the fake answers at once).
+func (f *Fake) ProbeWithin(ctx context.Context, _ time.Duration) (bool, error) { return f.Probe(ctx) }
 
 // Acquire takes the address.
 func (f *Fake) Acquire(context.Context) error {

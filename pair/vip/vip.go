@@ -54,6 +54,12 @@ func (v *Netlink) addr() *netlink.Addr {
 // Probe sends an ARP probe for the address and reports whether another
 // host answers (or probes for it too) within ProbeWait.
 func (v *Netlink) Probe(ctx context.Context) (bool, error) {
+	return v.ProbeWithin(ctx, v.cfg.ProbeWait)
+}
+
+// ProbeWithin is Probe with the given wait instead of ProbeWait (the
+// takeover uses a short one right after fencing a module proven dead).
+func (v *Netlink) ProbeWithin(ctx context.Context, wait time.Duration) (bool, error) {
 	ifi, err := net.InterfaceByName(v.cfg.Interface)
 	if err != nil {
 		return false, err
@@ -68,7 +74,7 @@ func (v *Netlink) Probe(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	deadline := time.Now().Add(v.cfg.ProbeWait)
+	deadline := time.Now().Add(wait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
@@ -77,7 +83,7 @@ func (v *Netlink) Probe(ctx context.Context) (bool, error) {
 	if err := c.WriteTo(p, ethernet.Broadcast); err != nil {
 		return false, fmt.Errorf("vip: arp probe: %w", err)
 	}
-	second := time.Now().Add(v.cfg.ProbeWait / 2)
+	second := time.Now().Add(wait / 2)
 	sent2 := false
 	for {
 		if !sent2 && time.Now().After(second) {
@@ -113,7 +119,10 @@ func (v *Netlink) Probe(ctx context.Context) (bool, error) {
 	}
 }
 
-// Acquire adds the address and announces it with gratuitous ARP.
+// Acquire adds the address and announces it with gratuitous ARP. The first
+// announcement is sent before Acquire returns; the repeats (in case one is
+// lost) follow in the background, each only while the address is still
+// held.
 func (v *Netlink) Acquire(ctx context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -124,9 +133,26 @@ func (v *Netlink) Acquire(ctx context.Context) error {
 	if err := netlink.AddrAdd(link, v.addr()); err != nil && !errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("vip: add %s to %s: %w", v.cfg.Address, v.cfg.Interface, err)
 	}
-	return v.announce()
+	if err := v.announce(); err != nil {
+		return err
+	}
+	if v.cfg.Announce > 1 {
+		go func() {
+			for i := 1; i < v.cfg.Announce; i++ {
+				time.Sleep(20 * time.Millisecond)
+				v.mu.Lock()
+				if v.Held() {
+					v.announce()
+				}
+				v.mu.Unlock()
+			}
+		}()
+	}
+	return nil
 }
 
+// announce sends one round of gratuitous ARP (request and reply). Callers
+// hold mu.
 func (v *Netlink) announce() error {
 	ifi, err := net.InterfaceByName(v.cfg.Interface)
 	if err != nil {
@@ -138,18 +164,13 @@ func (v *Netlink) announce() error {
 	}
 	defer c.Close()
 	ip := v.cfg.Address.Addr()
-	for i := 0; i < v.cfg.Announce; i++ {
-		if i > 0 {
-			time.Sleep(20 * time.Millisecond)
+	for _, op := range []arp.Operation{arp.OperationRequest, arp.OperationReply} {
+		p, err := arp.NewPacket(op, ifi.HardwareAddr, ip, ethernet.Broadcast, ip)
+		if err != nil {
+			return err
 		}
-		for _, op := range []arp.Operation{arp.OperationRequest, arp.OperationReply} {
-			p, err := arp.NewPacket(op, ifi.HardwareAddr, ip, ethernet.Broadcast, ip)
-			if err != nil {
-				return err
-			}
-			if err := c.WriteTo(p, ethernet.Broadcast); err != nil {
-				return fmt.Errorf("vip: gratuitous arp: %w", err)
-			}
+		if err := c.WriteTo(p, ethernet.Broadcast); err != nil {
+			return fmt.Errorf("vip: gratuitous arp: %w", err)
 		}
 	}
 	return nil

@@ -1,0 +1,177 @@
+package pair
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The fast path of a takeover after the active's process died (fast.go).
+//
+// Raft notices a dead leader only when its heartbeat timer runs out
+// (HeartbeatTimeout..2×HeartbeatTimeout), and a voter that still knows a
+// leader refuses to vote for anyone else until its own timer ran out too;
+// with the witness that is the larger of two random timers. A process that
+// dies, however, is visible at once: its kernel closes its connections
+// (FIN or RST on every connection it had opened to us, on both paths) and
+// refuses new ones on its raft port. So:
+//
+//  1. When a connection the current leader had opened to this module is
+//     closed or reset by the remote side, the standby dials the leader's
+//     raft port on every path. A "connection refused" on a path is proof
+//     that nothing listens there any more: the leader's process is gone
+//     (it listens on all paths, and its listeners close together). A path
+//     that connects, or only times out, is no proof: nothing happens, and
+//     raft's own timers decide as before (a frozen or cut-off active).
+//  2. With the proof, the standby starts an election at once, through
+//     raft's own leadership-transfer entry point: it sends itself a
+//     TimeoutNow RPC over the (authenticated) transport. The vote request
+//     of such an election carries raft's leadership-transfer flag, so the
+//     witness grants it although its own timer has not run out yet. Term
+//     and log checks are unchanged: raft's safety does not depend on the
+//     leader stickiness this skips, only its liveness does, and the leader
+//     it skips is dead.
+//  3. The takeover then runs as always (Barrier, probe, fence if the
+//     address still answers — the dead process's kernel still holds it —,
+//     address). The probe after a successful fence of the proven-dead
+//     module waits quickProbeWait instead of the full probe wait: the only
+//     host that could still answer is the one just fenced.
+//
+// A false trigger (a connection closed for another reason) costs one dial.
+
+// goneProof records that a module's process was proven gone.
+type goneProof struct {
+	peer string
+	at   time.Time
+}
+
+// goneWindow is how long a proof counts for the takeover that follows.
+const goneWindow = 5 * time.Second
+
+func (n *Node) goneRecently(peer string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gone.peer == peer && time.Since(n.gone.at) < goneWindow
+}
+
+// remoteClosed is the stream layer's report of a connection the remote
+// side closed.
+func (n *Node) remoteClosed(remote net.Addr) {
+	if n.self.Witness {
+		return
+	}
+	n.rmu.RLock()
+	r := n.r
+	n.rmu.RUnlock()
+	if r == nil || r.State() != raft.Follower {
+		return
+	}
+	_, lid := r.LeaderWithID()
+	leader := n.peerModule()
+	if string(lid) != leader.ID || !leader.hasHost(remote) {
+		return
+	}
+	n.mu.Lock()
+	if n.proving {
+		n.mu.Unlock()
+		return
+	}
+	n.proving = true
+	n.mu.Unlock()
+	go func() {
+		defer func() {
+			n.mu.Lock()
+			n.proving = false
+			n.mu.Unlock()
+		}()
+		t0 := time.Now()
+		if !n.proveGone(leader) {
+			return
+		}
+		n.mu.Lock()
+		n.gone = goneProof{peer: leader.ID, at: time.Now()}
+		n.mu.Unlock()
+		if _, lid := r.LeaderWithID(); r.State() != raft.Follower || (lid != "" && string(lid) != leader.ID) {
+			return
+		}
+		n.log.Warn("pair: the active module's process is gone (its raft port refuses connections); electing now",
+			"peer", leader.ID, "proof", time.Since(t0).Round(100*time.Microsecond).String())
+		n.electNow()
+	}()
+}
+
+// hasHost reports whether addr's IP is one of the peer's path addresses.
+func (p Peer) hasHost(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	for _, a := range p.Addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			if ip := net.ParseIP(h); ip != nil && ip.Equal(ta.IP) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// proveGone dials every path of peer's raft port (plain TCP: the question
+// is only whether anything listens). A refusal on any path is the proof;
+// a path that connects disproves it (tried three times 15 ms apart, in
+// case the dial raced the dying process's listener); timeouts prove
+// nothing.
+func (n *Node) proveGone(peer Peer) bool {
+	for try := 0; try < 3; try++ {
+		if try > 0 {
+			time.Sleep(15 * time.Millisecond)
+		}
+		type res struct{ refused, connected bool }
+		out := make(chan res, len(peer.Addrs))
+		for _, a := range peer.Addrs {
+			go func(a string) {
+				c, err := net.DialTimeout("tcp", a, n.cfg.Timing.Transport)
+				if err == nil {
+					c.Close()
+				}
+				out <- res{refused: errors.Is(err, syscall.ECONNREFUSED), connected: err == nil}
+			}(a)
+		}
+		connected := false
+		for range peer.Addrs {
+			r := <-out
+			if r.connected {
+				connected = true
+			}
+			if r.refused && !connected {
+				// One process holds every listener: a refusal on one
+				// path is enough, no need to wait for a slow path.
+				return true
+			}
+		}
+		if !connected {
+			return false
+		}
+	}
+	return false
+}
+
+// electNow starts an election on this module at once (raft's
+// leadership-transfer entry point, see above).
+func (n *Node) electNow() {
+	self := raft.ServerAddress(multiAddr(n.self.Addrs).String())
+	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax,
+		ID: []byte(n.cfg.ID), Addr: []byte(self)}}
+	var resp raft.TimeoutNowResponse
+	trans, _ := n.transport()
+	if err := trans.TimeoutNow(raft.ServerID(n.cfg.ID), self, req, &resp); err != nil {
+		n.log.Warn("pair: immediate election", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.fastElections++
+	n.mu.Unlock()
+}
