@@ -40,6 +40,9 @@ type PairConfig struct {
 	Heartbeat    string      `json:"heartbeat"`    // raft heartbeat timeout (default 200ms)
 	PeerHTTP     []string    `json:"peerHTTP"`     // the other module's HTTP base URLs (fingerprint vote, daemon/pairvote.go)
 	VoteInterval string      `json:"voteInterval"` // fingerprint vote schedule (default 5m, 0: after takeovers only)
+	// NoFastTakeover: only raft's heartbeat timeout detects a crashed
+	// active (pair/fast.go off); the takeover benchmark's comparison run.
+	NoFastTakeover bool `json:"noFastTakeover"`
 }
 
 // pairFlags registers the --pair-* flags; the returned function copies the
@@ -58,6 +61,7 @@ func pairFlags(fs *flag.FlagSet) func(c *Config) error {
 	var peerHTTP multi
 	fs.Var(&peerHTTP, "pair-peer-http", "redundant pair: the other module's HTTP base URL (repeatable: management, then sync link)")
 	voteEvery := fs.String("pair-vote-interval", "", "redundant pair: fingerprint vote interval (default 5m; 0: after takeovers only)")
+	noFast := fs.Bool("pair-no-fast-takeover", false, "redundant pair: detect a crashed active by raft's heartbeat timeout only (benchmark comparison)")
 	return func(c *Config) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
@@ -91,6 +95,8 @@ func pairFlags(fs *flag.FlagSet) func(c *Config) error {
 				c.Pair.PeerHTTP = peerHTTP
 			case "pair-vote-interval":
 				c.Pair.VoteInterval = *voteEvery
+			case "pair-no-fast-takeover":
+				c.Pair.NoFastTakeover = *noFast
 			}
 		})
 		return err
@@ -232,7 +238,8 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 		ext: newSlotExt(), pubKick: make(chan struct{}, 1)}
 	m.newArbiter()
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
-		Sealer: sealer, TransportKey: tkey, Sink: pairSink{eng: eng, acct: acct, ext: m.ext}, Timing: timing, Log: log}
+		Sealer: sealer, TransportKey: tkey, Sink: pairSink{eng: eng, acct: acct, ext: m.ext}, Timing: timing, Log: log,
+		NoFastTakeover: pc.NoFastTakeover}
 	if len(pc.FenceCmd) > 0 {
 		cfg.Fencer = pair.ExecFencer{Command: pc.FenceCmd}
 	}

@@ -1,6 +1,7 @@
 package pair
 
 import (
+	"context"
 	"errors"
 	"net"
 	"syscall"
@@ -34,11 +35,18 @@ import (
 //     and log checks are unchanged: raft's safety does not depend on the
 //     leader stickiness this skips, only its liveness does, and the leader
 //     it skips is dead.
-//  3. The takeover then runs as always (Barrier, probe, fence if the
-//     address still answers — the dead process's kernel still holds it —,
-//     address). The probe after a successful fence of the proven-dead
-//     module waits quickProbeWait instead of the full probe wait: the only
-//     host that could still answer is the one just fenced.
+//  3. While the election runs, the standby probes the floating address;
+//     if it is still answered (the dead process's kernel still holds it),
+//     it fences the dead module (the peer reset H5 asks of a failed
+//     active anyway) — so the fence, the slowest step, overlaps the
+//     election instead of following it.
+//  4. The takeover then runs as always (Barrier, probe, fence if the
+//     address still answers, address), using the pre-fence's result: the
+//     probe after a successful fence of the proven-dead module, or after a
+//     probe nobody answered, waits quickProbeWait instead of the full
+//     probe wait, since the only host that could still answer is the one
+//     proven gone and fenced. Any answer still means: fence, or no
+//     address.
 //
 // A false trigger (a connection closed for another reason) costs one dial.
 
@@ -60,8 +68,8 @@ func (n *Node) goneRecently(peer string) bool {
 // remoteClosed is the stream layer's report of a connection the remote
 // side closed.
 func (n *Node) remoteClosed(remote net.Addr) {
-	if n.self.Witness {
-		return
+	if n.self.Witness || n.twoNode || n.cfg.NoFastTakeover {
+		return // two-node mode: a lone module cannot be elected; the watchdog fences first (twonode.go)
 	}
 	n.rmu.RLock()
 	r := n.r
@@ -99,6 +107,7 @@ func (n *Node) remoteClosed(remote net.Addr) {
 		}
 		n.log.Warn("pair: the active module's process is gone (its raft port refuses connections); electing now",
 			"peer", leader.ID, "proof", time.Since(t0).Round(100*time.Microsecond).String())
+		n.startPrefence(leader.ID)
 		n.electNow()
 	}()
 }
@@ -174,4 +183,59 @@ func (n *Node) electNow() {
 	n.mu.Lock()
 	n.fastElections++
 	n.mu.Unlock()
+}
+
+// prefence is the probe-and-fence a standby runs when it proved the
+// active's process gone (step 3 above).
+type prefence struct {
+	peer   string
+	done   chan struct{}
+	fenced bool
+	err    error
+}
+
+func (n *Node) startPrefence(peer string) {
+	a := n.cfg.Address
+	if a == nil {
+		return
+	}
+	p := &prefence{peer: peer, done: make(chan struct{})}
+	n.mu.Lock()
+	n.pre = p
+	n.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		inUse, err := a.Probe(ctx)
+		switch {
+		case err != nil:
+			p.err = err
+		case inUse && n.cfg.Fencer == nil:
+			p.err = errors.New("floating address still answered and no fencer")
+		case inUse:
+			n.log.Warn("pair: the dead active's address still answers; fencing it", "peer", peer)
+			if p.err = n.cfg.Fencer.Fence(ctx, peer); p.err == nil {
+				n.log.Info("pair: pre-fence done", "peer", peer)
+				p.fenced = true
+				n.mu.Lock()
+				n.fences++
+				n.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// takePrefence waits for a recent pre-fence of peer and returns it (nil:
+// none).
+func (n *Node) takePrefence(peer string) *prefence {
+	n.mu.Lock()
+	p := n.pre
+	n.pre = nil
+	n.mu.Unlock()
+	if p == nil || p.peer != peer || !n.goneRecently(peer) {
+		return nil
+	}
+	<-p.done
+	return p
 }

@@ -73,6 +73,10 @@ type Config struct {
 	Fencer       Fencer        // fences a peer module (required in two-node mode)
 	Address      AddressHolder // the floating address; nil: none
 	Timing       Timing        // zero: DefaultTiming
+	// NoFastTakeover turns the fast path after a crash of the active off
+	// (fast.go): raft's timers alone detect it (the benchmark's
+	// comparison run).
+	NoFastTakeover bool
 	// FenceDelay: in two-node mode the non-preset module waits this long
 	// before fencing, so that in a split both modules do not fence each
 	// other at once (Pacemaker's priority-fencing-delay). Default 1s.
@@ -118,6 +122,7 @@ type Node struct {
 	lastTransfer   time.Time
 	gone           goneProof // the other module's process was proven gone (fast.go)
 	proving        bool
+	pre            *prefence
 	fastElections  int
 
 	stop chan struct{}
@@ -421,14 +426,25 @@ func (n *Node) takeover(r *raft.Raft) {
 	if a := n.cfg.Address; a != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		fenced := false
+		peer := n.peerModule().ID
+		// The pre-fence (fast.go) ran while this module was being
+		// elected: the proven-dead module's address was fenced, or nobody
+		// answered for it.
+		pre := n.takePrefence(peer)
+		if pre != nil {
+			ph.mark("prefence")
+			if pre.err != nil {
+				n.log.Warn("pair: pre-fence", "err", pre.err)
+			}
+		}
+		quick := pre != nil && pre.err == nil
 		for attempt := 0; ; attempt++ {
-			// After a fence of a module whose process was proven gone
-			// (fast.go), the only host that could still answer is the one
-			// just fenced: a short probe suffices (it answers within
+			// After a fence of a module whose process was proven gone,
+			// the only host that could still answer is the one just
+			// fenced: a short probe suffices (it answers within
 			// microseconds on the chassis segment when it still does).
 			wait := time.Duration(0)
-			if fenced && n.goneRecently(n.peerModule().ID) {
+			if quick {
 				wait = quickProbeWait
 			}
 			inUse, err := probe(ctx, a, wait)
@@ -445,7 +461,6 @@ func (n *Node) takeover(r *raft.Raft) {
 				n.log.Error("pair: floating address still answered by another host; not taking it")
 				return
 			}
-			peer := n.peerModule().ID
 			n.log.Warn("pair: floating address answered by another host; fencing the other module", "peer", peer)
 			if err := n.cfg.Fencer.Fence(ctx, peer); err != nil {
 				n.log.Error("pair: fence failed; not taking the address", "err", err)
@@ -453,7 +468,7 @@ func (n *Node) takeover(r *raft.Raft) {
 				return
 			}
 			ph.mark("fence")
-			fenced = true
+			quick = n.goneRecently(peer)
 			n.mu.Lock()
 			n.fences++
 			n.mu.Unlock()

@@ -42,6 +42,7 @@ type lab struct {
 	ipmi   bool   // serve IPMI on each module (0.0.0.0:623)
 	hb     string // heartbeat timeout for every voter ("": the default)
 	noW    bool   // two-node mode: no witness among the voters
+	noFast bool   // modules detect a crashed active by raft's heartbeat timeout only
 }
 
 func run(t testing.TB, args ...string) {
@@ -193,6 +194,9 @@ func (l *lab) start(m string) {
 			"--pair-fence-command", filepath.Join(l.dir, "fence.sh")}, l.peers()...)
 		if l.hb != "" {
 			args = append(args, "--pair-heartbeat", l.hb)
+		}
+		if l.noFast {
+			args = append(args, "--pair-no-fast-takeover")
 		}
 	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns(m), l.bin}, args...)...)
