@@ -110,4 +110,9 @@
 //
 // One read of the store serves requests for MaxAge (1 s): a client
 // walking 1,000 SEL entries costs one read.
+//
+// Every reply leaves from the address its request was sent to (pktconn.go:
+// IP_PKTINFO / IPV6_PKTINFO), so a responder on the wildcard address
+// answers correctly through the redundant pair's floating address, which
+// the active module adds next to its own.
 package ipmisrv

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,8 @@ type fixture struct {
 	skew   atomic.Int64
 	hsWait time.Duration
 	maxAge time.Duration
+	listen string // host the responder binds ("": the wildcard address)
+	host   string // host ipmitool asks
 }
 
 type syncBuf = syncbuf.Buffer
@@ -62,7 +65,8 @@ type syncBuf = syncbuf.Buffer
 // responder on a free loopback port.
 func newFixture(t testing.TB, nodes, selPerNode int, limiter *accounts.Limiter, opts ...func(*fixture)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuf{}, hsWait: time.Second, maxAge: time.Nanosecond}
+	f := &fixture{t: t, dir: t.TempDir(), logs: &syncBuf{}, hsWait: time.Second, maxAge: time.Nanosecond,
+		listen: "127.0.0.1", host: "127.0.0.1"}
 	for _, o := range opts {
 		o(f)
 	}
@@ -124,7 +128,7 @@ func newFixture(t testing.TB, nodes, selPerNode int, limiter *accounts.Limiter, 
 func (f *fixture) start() {
 	f.t.Helper()
 	srv, err := ipmisrv.Start(ipmisrv.Options{
-		Addr: "127.0.0.1:" + strconv.Itoa(f.port), Accounts: f.acct, StateDir: f.dir,
+		Addr: net.JoinHostPort(f.listen, strconv.Itoa(f.port)), Accounts: f.acct, StateDir: f.dir,
 		Data: func() ipmisrv.Reader {
 			f.dataMu.Lock()
 			defer f.dataMu.Unlock()
@@ -184,7 +188,7 @@ func redact(args []string) string {
 
 // ipmitool runs ipmitool -I lanplus with a cipher suite as user/password.
 func (f *fixture) ipmitoolAs(suite, user, pw string, args ...string) (string, error) {
-	base := []string{"-I", "lanplus", "-C", suite, "-H", "127.0.0.1", "-p", strconv.Itoa(f.port),
+	base := []string{"-I", "lanplus", "-C", suite, "-H", f.host, "-p", strconv.Itoa(f.port),
 		"-U", user, "-P", pw, "-N", "1", "-R", "2"}
 	return run("ipmitool", append(base, args...)...)
 }

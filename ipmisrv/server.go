@@ -16,7 +16,6 @@ import (
 	"github.com/bougou/go-ipmi/pkg/hal"
 	"github.com/bougou/go-ipmi/pkg/handlers"
 	"github.com/bougou/go-ipmi/pkg/server"
-	"github.com/bougou/go-ipmi/pkg/transport/udp"
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"cmcd/accounts"
@@ -138,7 +137,7 @@ func Start(o Options) (*Server, error) {
 	handlers.RegisterSessionHandlers(reg) // channel auth caps, cipher suites, privilege, close, session info
 	s.register(reg)
 
-	uc, err := udp.Listen(o.Addr)
+	uc, err := listenPktinfo(o.Addr) // replies leave from the address asked (the pair's floating address too)
 	if err != nil {
 		return nil, fmt.Errorf("ipmisrv: %w", err)
 	}

@@ -46,9 +46,15 @@ func (l *lab) as(user, pw, method, path, body string) (int, []byte) {
 }
 
 // ipmiAs runs ipmitool from the client namespace against module m's own
-// address (RAKP proves the account's IPMI key on that module).
+// address (RAKP proves the account's IPMI key on that module), or with m
+// "VIP" against the floating address (the active answers from it:
+// ipmisrv replies from the address asked).
 func (l *lab) ipmiAs(m, user, pw string) error {
-	cmd := exec.Command("ip", "netns", "exec", l.ns("C"), "ipmitool", "-I", "lanplus", "-C", "17", "-H", l.ip[m],
+	host := l.ip[m]
+	if m == "VIP" {
+		host = vipAddr
+	}
+	cmd := exec.Command("ip", "netns", "exec", l.ns("C"), "ipmitool", "-I", "lanplus", "-C", "17", "-H", host,
 		"-U", user, "-P", pw, "-L", "OPERATOR", "-N", "1", "-R", "3", "mc", "info")
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	out, err := cmd.CombinedOutput()
@@ -107,7 +113,8 @@ func (l *lab) kill(m string) {
 // TestLabAccountsAndD4 (accounts replication, D4): an account created on
 // the active A through the floating address logs in on B after A is
 // killed — Redfish Basic auth through the floating address and IPMI RAKP
-// with the key B re-sealed under its own device key. Its password changed
+// with the key B re-sealed under its own device key, on B's own address
+// and through the floating address. Its password changed
 // while B is active (and a write made there) flows back to A: after B is
 // killed, A is active again, takes the new password (Redfish and IPMI),
 // refuses the old one, and holds the write.
@@ -167,6 +174,9 @@ func TestLabAccountsAndD4(t *testing.T) {
 	if err := l.ipmiAs("B", "ops", "wrong-pass-1"); err == nil {
 		t.Fatal("IPMI on B accepts a wrong password")
 	}
+	if err := l.ipmiAs("VIP", "ops", "ops-pass-123"); err != nil {
+		t.Fatalf("IPMI through the floating address (B active): %v", err)
+	}
 
 	// D4: changes accepted while B is active.
 	code, body = l.as("admin", l.pw, "PATCH", "/redfish/v1/AccountService/Accounts/"+acc.Id, `{"Password":"ops-pass-new"}`)
@@ -186,6 +196,9 @@ func TestLabAccountsAndD4(t *testing.T) {
 	}
 	if err := l.ipmiAs("A", "ops", "ops-pass-new"); err != nil {
 		t.Fatalf("password changed on B, IPMI on A: %v", err)
+	}
+	if err := l.ipmiAs("VIP", "ops", "ops-pass-new"); err != nil {
+		t.Fatalf("IPMI through the floating address (A active): %v", err)
 	}
 	l.checkWrites(acked)
 }
