@@ -75,8 +75,36 @@
 //
 // Every voter's raft address lists all its paths (management network,
 // then the dedicated sync link). The stream layer listens on all and dials
-// all at once, keeping the first connection that opens; so a peer looks
-// silent only when every path is.
+// all at once, keeping the first connection that authenticates; so a peer
+// looks silent only when every path is.
+//
+// # Transport security
+//
+// Every raft connection is TLS 1.3 with mutual authentication (creds.go).
+// The credential is an Ed25519 key pair seeded (HKDF-SHA256) from the
+// transport key, which the modules derive from the pair key they already
+// share: TransportKey(pair key) = HKDF-SHA256(pair key, "raft transport
+// v1"). Each side presents a self-signed certificate for that key and
+// accepts the other only if its certificate carries the same public key
+// and it signed the handshake with the private key; no CA, nothing to
+// renew or expire (a module's clock may be anything at boot). A peer
+// without the credential — another key, the raw pair key, plain TCP
+// speaking raft — fails the handshake and never reaches raft
+// (TestTransportRefusesStrangers). This matters beyond secrecy: raft's
+// RPCs are unauthenticated by themselves, and one of them (TimeoutNow)
+// makes a voter start an election at once.
+//
+// The witness must authenticate too, but must not hold the pair key (it
+// would open every sealed value). It gets the transport key itself as its
+// own secret, the witness key (`cmcd witness-key --pair-key FILE` writes
+// it; `cmcd witness --key FILE` reads it). The derivation is one-way, so
+// the witness key reveals nothing about the pair key. The choice of one
+// shared credential for all three voters rather than one per voter: the
+// witness is a voter anyway (it can vote as it likes, and could be
+// elected), so a per-voter identity would not take power from a stolen
+// witness key; what it cannot do — forge or read replicated values — is
+// guarded by the pair key's sealing, which it never has. A new pair key
+// means a new witness key.
 //
 // # Takeover, fencing and the floating address (H2, H4, H5)
 //
@@ -89,7 +117,32 @@
 // answers does it add the address and send gratuitous ARP. A fence that
 // fails means no takeover of the address. Writes of a fenced former
 // active can never commit: its term is stale (every applied entry carries
-// its term, LastApplied).
+// its term, LastApplied). Each takeover logs its phases ("pair: takeover":
+// barrier, probe, fence, address, active), which the takeover benchmark
+// (pair/lab) prints as a table.
+//
+// # Fast takeover after a crash (fast.go)
+//
+// Raft alone notices a dead active after its heartbeat timeout, and the
+// witness refuses the standby's vote until its own timer has run out too
+// (leader stickiness): 0.3-0.8 s with the 200 ms heartbeat. A crashed
+// process is visible sooner: its kernel closes its connections at once
+// and refuses new ones on its raft port. When a connection the active had
+// opened to the standby is closed or reset, the standby dials the active's
+// raft port on every path; a refusal proves the process gone (one process
+// holds every listener). The standby then starts an election at once
+// through raft's leadership-transfer entry point (a TimeoutNow RPC to
+// itself; its vote request carries the transfer flag, which the witness
+// honours though it still knows the old leader — term and log checks are
+// unchanged, so raft's safety is untouched), and meanwhile probes the
+// address and fences the dead module if its kernel still answers for it,
+// so the fence overlaps the election. After that fence (or a probe nobody
+// answered) the takeover's own probe waits 30 ms instead of the full probe
+// wait. A frozen (SIGSTOP) or cut-off active gives no such proof: raft's
+// timers decide as before. Config.NoFastTakeover turns the fast path off
+// (the benchmark's comparison runs). The Redfish and IPMI listeners are on
+// the wildcard address on both modules all the time, so the new active
+// answers the moment the address is up.
 //
 // # Power-up (D7)
 //

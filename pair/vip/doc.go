@@ -13,7 +13,11 @@
 // The probe wait is short (ProbeWait, default 100 ms, instead of RFC 5227's
 // 1-2 s) because the peer that might hold the address is on the same
 // chassis segment and answers ARP from its kernel within microseconds; the
-// takeover time budget is half a second.
+// takeover time budget is half a second. ProbeWithin probes with another
+// wait: the takeover uses 30 ms right after fencing a module whose process
+// was proven gone (pair/fast.go). Acquire sends the first gratuitous ARP
+// round before it returns and repeats it in the background (Announce
+// rounds, 20 ms apart, while the address is held).
 //
 // Netlink is the real implementation (Linux, CAP_NET_ADMIN and CAP_NET_RAW);
 // FakeNet is an in-memory segment for unit tests of the role logic.
