@@ -419,8 +419,8 @@ func TestLabFailover(t *testing.T) {
 		t0 := time.Now()
 		syscall.Kill(l.procs[cur].Process.Pid, sig)
 		took := l.waitActive(next, 30*time.Second)
-		t.Logf("%v of active %s: %s answers as active at the floating address after %v", sig, cur, next, took)
-		_ = t0
+		t.Logf("%v of active %s: %s answers as active at the floating address after %v; phases from the signal: %v",
+			sig, cur, next, took, l.phases(next, t0))
 		if h := l.holders(); len(h) != 1 || h[0] != next {
 			t.Fatalf("after %v: address holders %v, want [%s]", sig, h, next)
 		}
