@@ -68,8 +68,8 @@ func (n *Node) goneRecently(peer string) bool {
 // remoteClosed is the stream layer's report of a connection the remote
 // side closed.
 func (n *Node) remoteClosed(remote net.Addr) {
-	if n.self.Witness || n.twoNode || n.cfg.NoFastTakeover {
-		return // two-node mode: a lone module cannot be elected; the watchdog fences first (twonode.go)
+	if n.self.Witness || n.cfg.NoFastTakeover {
+		return
 	}
 	n.rmu.RLock()
 	r := n.r
@@ -102,6 +102,18 @@ func (n *Node) remoteClosed(remote net.Addr) {
 		n.mu.Lock()
 		n.gone = goneProof{peer: leader.ID, at: time.Now()}
 		n.mu.Unlock()
+		if n.twoNode {
+			// One voter of two cannot be elected: the watchdog fences
+			// the dead module and takes over alone, now at once
+			// (twonode.go).
+			n.log.Warn("pair: two-node mode: the active module's process is gone (its raft port refuses connections); fencing it now",
+				"peer", leader.ID, "proof", time.Since(t0).Round(100*time.Microsecond).String())
+			select {
+			case n.kick <- struct{}{}:
+			default:
+			}
+			return
+		}
 		if _, lid := r.LeaderWithID(); r.State() != raft.Follower || (lid != "" && string(lid) != leader.ID) {
 			return
 		}
@@ -192,6 +204,16 @@ type prefence struct {
 	done   chan struct{}
 	fenced bool
 	err    error
+}
+
+// fencedBefore records a fence of a proven-dead peer that already
+// happened (two-node mode: the watchdog's), for the takeover that follows.
+func (n *Node) fencedBefore(peer string) {
+	p := &prefence{peer: peer, done: make(chan struct{}), fenced: true}
+	close(p.done)
+	n.mu.Lock()
+	n.pre = p
+	n.mu.Unlock()
 }
 
 func (n *Node) startPrefence(peer string) {

@@ -15,42 +15,57 @@ import (
 )
 
 // TestFastTakeoverAfterCrash: with a 3 s heartbeat timeout raft itself
-// cannot start an election before 3 s have passed without a heartbeat; when
-// the active's process dies (its listeners close, its connections reset),
-// the standby proves it gone and elects itself at once (fast.go): it is
-// active, holding the address, with every acknowledged write, well before
-// raft's own timer could have fired.
+// cannot start an election before 3 s have passed without a heartbeat (and
+// in two-node mode the watchdog waits two heartbeat timeouts before it
+// fences); when the active's process dies (its listeners close, its
+// connections reset), the standby proves it gone and takes over at once
+// (fast.go): it is active, holding the address, with every acknowledged
+// write, well before raft's own timer could have fired — with the witness
+// through an immediate election, in two-node mode after fencing the dead
+// module.
 func TestFastTakeoverAfterCrash(t *testing.T) {
-	c := newCluster(t, []string{"A", "B", "W"}, "W")
-	c.preset = "A"
-	c.timing = Timing{Heartbeat: 3 * time.Second, Election: 3 * time.Second, Lease: 2 * time.Second,
-		Commit: 5 * time.Millisecond, Transport: time.Second}
-	for _, id := range []string{"A", "B", "W"} {
-		c.start(id)
+	for _, tc := range []struct {
+		name    string
+		ids     []string
+		witness string
+	}{{"witness", []string{"A", "B", "W"}, "W"}, {"two-node", []string{"A", "B"}, ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, tc.ids, tc.witness)
+			c.preset = "A"
+			c.timing = Timing{Heartbeat: 3 * time.Second, Election: 3 * time.Second, Lease: 2 * time.Second,
+				Commit: 5 * time.Millisecond, Transport: time.Second}
+			for _, id := range tc.ids {
+				c.start(id)
+			}
+			waitFor(t, "A active", 60*time.Second, func() bool { return c.active(60*time.Second).cfg.ID == "A" })
+			act := c.active(time.Second)
+			if _, err := act.Put(context.Background(), "kv/before", []byte("1")); err != nil {
+				t.Fatal(err)
+			}
+			c.agree(tc.ids...)
+			t0 := time.Now()
+			c.kill("A")
+			nb := c.active(2500 * time.Millisecond) // < the 3 s raft needs at the earliest
+			took := time.Since(t0)
+			if nb.cfg.ID != "B" {
+				t.Fatalf("active after the crash: %s", nb.cfg.ID)
+			}
+			st := nb.Status()
+			if !st.HoldsAddress || (tc.witness != "" && st.FastElections != 1) || (tc.witness == "" && st.Fences != 1) {
+				t.Fatalf("B's status after the takeover: %+v (want the address, and one fast election or one fence)", st)
+			}
+			if v, _ := c.sinks["B"].get("kv/before"); v != "1" {
+				t.Fatal("acknowledged write lost")
+			}
+			if _, err := nb.Put(context.Background(), "kv/after", []byte("2")); err != nil {
+				t.Fatalf("new active cannot commit: %v", err)
+			}
+			if c.net.Peak != 1 {
+				t.Fatalf("%d holders at once", c.net.Peak)
+			}
+			t.Logf("takeover after the crash with a 3 s heartbeat timeout: %v", took)
+		})
 	}
-	waitFor(t, "A active", 60*time.Second, func() bool { return c.active(60*time.Second).cfg.ID == "A" })
-	act := c.active(time.Second)
-	if _, err := act.Put(context.Background(), "kv/before", []byte("1")); err != nil {
-		t.Fatal(err)
-	}
-	c.agree("A", "B", "W")
-	t0 := time.Now()
-	c.kill("A")
-	nb := c.active(2500 * time.Millisecond) // < the 3 s raft needs at the earliest
-	took := time.Since(t0)
-	if nb.cfg.ID != "B" {
-		t.Fatalf("active after the crash: %s", nb.cfg.ID)
-	}
-	if st := nb.Status(); st.FastElections != 1 || !st.HoldsAddress {
-		t.Fatalf("B's status after the takeover: %+v (want one fast election and the address)", st)
-	}
-	if v, _ := c.sinks["B"].get("kv/before"); v != "1" {
-		t.Fatal("acknowledged write lost")
-	}
-	if c.net.Peak != 1 {
-		t.Fatalf("%d holders at once", c.net.Peak)
-	}
-	t.Logf("takeover after the crash with a 3 s heartbeat timeout: %v", took)
 }
 
 // TestTransportRefusesStrangers: the raft transport is TLS 1.3 with mutual

@@ -104,7 +104,8 @@ type Node struct {
 	trans   *raft.NetworkTransport
 	stream  *pathStream
 	rconf   *raft.Config
-	notify  chan bool // raft's leadership changes: reconcile at once
+	notify  chan bool     // raft's leadership changes: reconcile at once
+	kick    chan struct{} // two-node mode: the peer's process was proven gone (fast.go)
 	log     *slog.Logger
 	started time.Time
 
@@ -153,7 +154,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: cfg.Log.With("pair", cfg.ID), started: time.Now(), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Log.With("pair", cfg.ID), started: time.Now(), stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := n.check(); err != nil {
 		return nil, err
 	}

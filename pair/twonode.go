@@ -17,6 +17,10 @@ import (
 // waits FenceDelay before fencing so that a split (both alive, link cut)
 // ends with one fence, not two. When the fenced peer comes back and
 // answers, the leader adds it back as a voter; until then it runs alone.
+// When the peer's process was proven gone (fast.go: its raft port refuses
+// connections), the survivor fences it at once, without the silence wait
+// or FenceDelay — a dead process cannot fence back — and elects itself at
+// once.
 
 // watchdog runs on each module in two-node mode.
 func (n *Node) watchdog() {
@@ -29,6 +33,9 @@ func (n *Node) watchdog() {
 		if r.State() == raft.Leader || !n.peerIsVoter(r) {
 			return false // leading, or already alone (fenced peer removed): nothing to fence
 		}
+		if n.goneRecently(n.peerModule().ID) {
+			return true // its process was proven gone (fast.go): no need to wait
+		}
 		last := r.LastContact()
 		if s := n.started.Add(n.cfg.StartGrace); last.Before(s) {
 			last = s
@@ -40,11 +47,14 @@ func (n *Node) watchdog() {
 		case <-n.stop:
 			return
 		case <-tick.C:
+		case <-n.kick:
 		}
 		if !silent() {
 			continue
 		}
-		if n.preset() != n.cfg.ID {
+		peer := n.peerModule().ID
+		proven := n.goneRecently(peer) // a dead process cannot fence us back: no delay
+		if n.preset() != n.cfg.ID && !proven {
 			select {
 			case <-n.stop:
 				return
@@ -54,7 +64,6 @@ func (n *Node) watchdog() {
 				continue
 			}
 		}
-		peer := n.peerModule().ID
 		n.log.Warn("pair: two-node mode: peer silent; fencing it before taking over", "peer", peer)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := n.cfg.Fencer.Fence(ctx, peer)
@@ -68,6 +77,14 @@ func (n *Node) watchdog() {
 		n.mu.Unlock()
 		if err := n.recoverAlone(); err != nil {
 			n.log.Error("pair: recover as single voter", "err", err)
+			continue
+		}
+		if proven {
+			// Elect the lone voter at once instead of after raft's
+			// heartbeat timeout; the takeover's probe knows the fence
+			// is done.
+			n.fencedBefore(peer)
+			n.electNow()
 		}
 	}
 }
