@@ -235,8 +235,15 @@ func newTransport(addrs []string, cred *tls.Config, timeout time.Duration, log *
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  st,
 		MaxPool: 3,
-		Timeout: timeout,
-		Logger:  hclogFor(log, "raft-net"),
+		// No pipelined replication (MaxRPCsInFlight < 2): hashicorp/raft's
+		// pipeline can deadlock when a follower answers Success=false
+		// (pipelineDecode returns while the send loop parks on a full
+		// channel; the follower then never gets another entry and the
+		// leader's Shutdown hangs; seen here after a fast election, and
+		// as grafana/pyroscope#5518). A CMC's write rate needs no pipeline.
+		MaxRPCsInFlight: 1,
+		Timeout:         timeout,
+		Logger:          hclogFor(log, "raft-net"),
 	}), st, nil
 }
 
