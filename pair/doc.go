@@ -76,7 +76,10 @@
 // Every voter's raft address lists all its paths (management network,
 // then the dedicated sync link). The stream layer listens on all and dials
 // all at once, keeping the first connection that authenticates; so a peer
-// looks silent only when every path is.
+// looks silent only when every path is. Replication is not pipelined
+// (MaxRPCsInFlight 1): hashicorp/raft's pipeline can deadlock after a
+// follower answers Success=false, leaving that follower without entries
+// and the leader's Shutdown hung.
 //
 // # Transport security
 //
@@ -161,6 +164,9 @@
 // alone (raft.RecoverCluster) and elects itself. The safety argument is
 // the fence: a voter removed without consensus can never act again. The
 // non-preset module waits FenceDelay first, so a split fences one side,
-// not both (Pacemaker's priority-fencing-delay). When the fenced module
-// returns and answers, the leader adds it back as a voter.
+// not both (Pacemaker's priority-fencing-delay). When the other module's
+// process was proven gone (fast.go), the survivor fences at once, without
+// the silence wait or the delay (a dead process cannot fence back), and
+// elects itself at once. When the fenced module returns and answers, the
+// leader adds it back as a voter.
 package pair
