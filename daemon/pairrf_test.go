@@ -67,8 +67,10 @@ func newRFPair(t *testing.T) *rfPair {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	wdone := make(chan error, 1)
+	wkey := witnessKeyFile(t, keyFile)
 	go func() {
-		wdone <- RunWitness(ctx, WitnessConfig{ID: "W", Dir: filepath.Join(dir, "W"), Listen: []string{raft["W"]}, Peers: peers},
+		wdone <- RunWitness(ctx, WitnessConfig{ID: "W", Dir: filepath.Join(dir, "W"), Listen: []string{raft["W"]}, Peers: peers,
+			KeyFile: wkey},
 			slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() {

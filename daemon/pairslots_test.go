@@ -90,9 +90,10 @@ func newPairRig(t *testing.T, prep ...func(id string, c *Config)) *pairRig {
 	// The witness.
 	wctx, wcancel := context.WithCancel(context.Background())
 	wdone := make(chan error, 1)
+	wkey := witnessKeyFile(t, r.keyFile)
 	go func() {
 		wdone <- RunWitness(wctx, WitnessConfig{ID: "W", Dir: filepath.Join(dir, "W"), Listen: []string{raft(2)},
-			Peers: r.peers, Heartbeat: "200ms"}, slog.New(slog.DiscardHandler))
+			Peers: r.peers, Heartbeat: "200ms", KeyFile: wkey}, slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() { wcancel(); <-wdone })
 	for _, id := range []string{"A", "B"} {
