@@ -132,8 +132,8 @@
 // process is visible sooner: its kernel closes its connections at once
 // and refuses new ones on its raft port. When a connection the active had
 // opened to the standby is closed or reset, the standby dials the active's
-// raft port on every path; a refusal proves the process gone (one process
-// holds every listener). The standby then starts an election at once
+// raft port on every path (for up to 150 ms while it still accepts); a
+// refusal proves the process gone (one process holds every listener). The standby then starts an election at once
 // through raft's leadership-transfer entry point (a TimeoutNow RPC to
 // itself; its vote request carries the transfer flag, which the witness
 // honours though it still knows the old leader — term and log checks are

@@ -142,12 +142,18 @@ func (p Peer) hasHost(addr net.Addr) bool {
 
 // proveGone dials every path of peer's raft port (plain TCP: the question
 // is only whether anything listens). A refusal on any path is the proof;
-// a path that connects disproves it (tried three times 15 ms apart, in
-// case the dial raced the dying process's listener); timeouts prove
-// nothing.
+// a path that connects disproves it for now — tried again every 15 ms for
+// proveWindow, since the kernel of a dying process (many threads, a
+// loaded CMC) can close its connections before its listeners; timeouts
+// prove nothing.
 func (n *Node) proveGone(peer Peer) bool {
-	for try := 0; try < 3; try++ {
+	deadline := time.Now().Add(proveWindow)
+	for try := 0; ; try++ {
 		if try > 0 {
+			if time.Now().After(deadline) {
+				n.log.Debug("pair: the active's raft port still accepts; no proof of a crash", "peer", peer.ID)
+				return false
+			}
 			time.Sleep(15 * time.Millisecond)
 		}
 		type res struct{ refused, connected bool }
@@ -177,8 +183,10 @@ func (n *Node) proveGone(peer Peer) bool {
 			return false
 		}
 	}
-	return false
 }
+
+// proveWindow is how long proveGone keeps trying while the port accepts.
+const proveWindow = 150 * time.Millisecond
 
 // electNow starts an election on this module at once (raft's
 // leadership-transfer entry point, see above).
