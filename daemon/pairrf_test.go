@@ -70,7 +70,7 @@ func newRFPair(t *testing.T) *rfPair {
 	wkey := witnessKeyFile(t, keyFile)
 	go func() {
 		wdone <- RunWitness(ctx, WitnessConfig{ID: "W", Dir: filepath.Join(dir, "W"), Listen: []string{raft["W"]}, Peers: peers,
-			KeyFile: wkey},
+			KeyFile: wkey, Heartbeat: inProcessHeartbeat},
 			slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() {
@@ -90,9 +90,14 @@ func newRFPair(t *testing.T) *rfPair {
 		c.Redfish, c.IPMI, c.NTP = "", "", ""
 		c.InsecureHTTP = web[m]
 		c.Sim.Nodes, c.Sim.NodeIPMI = 1, false
-		c.Pair = PairConfig{ID: m, Listen: []string{raft[m]}, Peers: peers, Preset: "A", KeyFile: keyFile,
+		c.Pair = PairConfig{ID: m, Listen: []string{raft[m]}, Peers: peers, Preset: "A", KeyFile: keyFile, Heartbeat: inProcessHeartbeat,
 			PeerHTTP: []string{"http://" + web[other]}, VoteInterval: "0"}
-		runDaemon(t, c, slog.LevelWarn)
+		logs := runDaemon(t, c, slog.LevelInfo)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("module %s log:\n%s", m, logs.String())
+			}
+		})
 		p.http[m] = "http://" + web[m]
 	}
 	return p

@@ -59,6 +59,12 @@ func freePorts(t *testing.T, n int) []int {
 	return out
 }
 
+// inProcessHeartbeat is the pair heartbeat of the in-process pair tests.
+// They test the wiring, not the timing (pair/lab measures that): three
+// raft voters and two daemons in one test process on a loaded CI machine
+// miss 200 ms heartbeats now and then, and the roles flap.
+const inProcessHeartbeat = "1s"
+
 func newPairRig(t *testing.T, prep ...func(id string, c *Config)) *pairRig {
 	t.Helper()
 	dir := t.TempDir()
@@ -81,7 +87,7 @@ func newPairRig(t *testing.T, prep ...func(id string, c *Config)) *pairRig {
 		c.NTP = ""
 		c.Sim.Nodes, c.Sim.NodeIPMI, c.Sim.SELRate, c.Sim.FaultRate = 1, false, 0, 0
 		c.Pair = PairConfig{ID: id, Listen: []string{raft(i)}, Peers: r.peers, Preset: "A", KeyFile: r.keyFile,
-			Heartbeat: "200ms", VoteInterval: "0", PeerHTTP: []string{httpURL[other]}}
+			Heartbeat: inProcessHeartbeat, VoteInterval: "0", PeerHTTP: []string{httpURL[other]}}
 		for _, p := range prep {
 			p(id, &c)
 		}
@@ -93,18 +99,34 @@ func newPairRig(t *testing.T, prep ...func(id string, c *Config)) *pairRig {
 	wkey := witnessKeyFile(t, r.keyFile)
 	go func() {
 		wdone <- RunWitness(wctx, WitnessConfig{ID: "W", Dir: filepath.Join(dir, "W"), Listen: []string{raft(2)},
-			Peers: r.peers, Heartbeat: "200ms", KeyFile: wkey}, slog.New(slog.DiscardHandler))
+			Peers: r.peers, Heartbeat: inProcessHeartbeat, KeyFile: wkey}, slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() { wcancel(); <-wdone })
 	for _, id := range []string{"A", "B"} {
 		r.start(id)
 	}
+	r.dumpLogsOnFailure()
 	t.Cleanup(func() {
 		for _, m := range r.mods {
 			r.stop(m.id)
 		}
 	})
 	return r
+}
+
+// dumpLogsOnFailure writes each module's log to the test output when the
+// test failed (the pair's role changes explain most failures).
+func (r *pairRig) dumpLogsOnFailure() {
+	r.t.Cleanup(func() {
+		if !r.t.Failed() {
+			return
+		}
+		for id, m := range r.mods {
+			if m.logs != nil {
+				r.t.Logf("module %s log:\n%s", id, m.logs.String())
+			}
+		}
+	})
 }
 
 func (r *pairRig) start(id string) {

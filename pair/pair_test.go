@@ -309,3 +309,45 @@ func TestTwoNodeFencing(t *testing.T) {
 	}
 	c.agree("A", "B")
 }
+
+// TestGracefulStopHandsOver (H4, D5): stopping the active module (SIGTERM,
+// a planned restart) hands the role to the standby: no fence, one address
+// holder at a time, every acknowledged write on the new active.
+func TestGracefulStopHandsOver(t *testing.T) {
+	c := newCluster(t, []string{"A", "B", "W"}, "W")
+	for _, id := range []string{"A", "B", "W"} {
+		c.start(id)
+	}
+	waitFor(t, "preset module A active (D7)", 20*time.Second, func() bool { return c.active(20*time.Second).cfg.ID == "A" })
+	act := c.active(time.Second)
+	for i := 0; i < 20; i++ {
+		if _, err := act.Put(context.Background(), fmt.Sprintf("kv/g%02d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.agree("A", "B", "W")
+	c.mu.Lock()
+	delete(c.nodes, "A")
+	c.mu.Unlock()
+	t0 := time.Now()
+	if err := act.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := c.active(10 * time.Second)
+	t.Logf("graceful stop: B active %v after A's Close began", time.Since(t0))
+	if b.cfg.ID != "B" {
+		t.Fatalf("active after A stopped: %s", b.cfg.ID)
+	}
+	waitFor(t, "B holds the address", 5*time.Second, func() bool { h := c.net.Holders(); return len(h) == 1 && h[0] == "B" })
+	if len(c.fenced) != 0 {
+		t.Fatalf("a planned stop led to a fence of %v", c.fenced)
+	}
+	for i := 0; i < 20; i++ {
+		if v, _ := c.sinks["B"].get(fmt.Sprintf("kv/g%02d", i)); v != "v" {
+			t.Fatalf("acknowledged write %d missing on B", i)
+		}
+	}
+	if c.net.Peak != 1 {
+		t.Fatalf("at some point %d modules held the address", c.net.Peak)
+	}
+}
