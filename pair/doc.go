@@ -168,5 +168,9 @@
 // process was proven gone (fast.go), the survivor fences at once, without
 // the silence wait or the delay (a dead process cannot fence back), and
 // elects itself at once. When the fenced module returns and answers, the
-// leader adds it back as a voter.
+// leader adds it back as a voter. From then on the two voters are one
+// quorum again: while the returning module catches up (a snapshot, on a
+// loaded board), the leader's lease can run out and the roles move once
+// before they settle — never two holders, no acknowledged write lost
+// (pair/lab TestLabTwoNode), but a short gap.
 package pair

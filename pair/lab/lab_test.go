@@ -38,11 +38,12 @@ type lab struct {
 	pw     string
 	procs  map[string]*exec.Cmd
 	ip     map[string]string
-	client *http.Client
-	ipmi   bool   // serve IPMI on each module (0.0.0.0:623)
-	hb     string // heartbeat timeout for every voter ("": the default)
-	noW    bool   // two-node mode: no witness among the voters
-	noFast bool   // modules detect a crashed active by raft's heartbeat timeout only
+	client *http.Client // in the client namespace, 300 ms: takeover polls
+	writer *http.Client // in the client namespace, 10 s: writes and reads that must succeed
+	ipmi   bool         // serve IPMI on each module (0.0.0.0:623)
+	hb     string       // heartbeat timeout for every voter ("": the default)
+	noW    bool         // two-node mode: no witness among the voters
+	noFast bool         // modules detect a crashed active by raft's heartbeat timeout only
 }
 
 func run(t testing.TB, args ...string) {
@@ -142,12 +143,20 @@ func newLab(t testing.TB) *lab {
 		l.dir, l.pre, vipAddr)
 	os.WriteFile(filepath.Join(l.dir, "fence.sh"), []byte(fence), 0o755)
 	l.client = l.clientIn("C")
+	// Writes and their checks must succeed: a write is answered after a
+	// quorum commit (fsyncs on three voters), which takes more than the
+	// polls' 300 ms on a loaded CI machine now and then.
+	l.writer = l.clientInTimeout("C", 10*time.Second)
 	return l
 }
 
-// clientIn returns an HTTP client whose connections are made in namespace m.
-func (l *lab) clientIn(m string) *http.Client {
-	return &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true,
+// clientIn returns an HTTP client whose connections are made in namespace
+// m, with the 300 ms timeout of the takeover polls.
+func (l *lab) clientIn(m string) *http.Client { return l.clientInTimeout(m, 300*time.Millisecond) }
+
+// clientInTimeout is clientIn with another request timeout.
+func (l *lab) clientInTimeout(m string, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
 			err := l.inNS(m, func() (err error) {
@@ -249,7 +258,7 @@ func (l *lab) status(host string) (status, error) {
 func (l *lab) do(method, path string, body []byte) (int, []byte, error) {
 	req, _ := http.NewRequest(method, "http://"+vipAddr+":8080"+path, bytes.NewReader(body))
 	req.SetBasicAuth(accounts.InitialAdmin, l.pw)
-	resp, err := l.client.Do(req)
+	resp, err := l.writer.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -276,6 +285,38 @@ func (l *lab) waitActive(want string, timeout time.Duration) time.Duration {
 // and returns every MAC that answers, and checks the namespaces' interfaces.
 func (l *lab) holders() []string {
 	l.t.Helper()
+	on, err := l.holdersNow()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return on
+}
+
+// settledHolder waits up to timeout for exactly one module to hold the
+// floating address and answer there as active, and returns it: after a
+// rejoin the roles may move once before they settle.
+func (l *lab) settledHolder(timeout time.Duration) string {
+	l.t.Helper()
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		on, err := l.holdersNow()
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		st, err := l.status(vipAddr)
+		if err != nil || len(on) != 1 || st.ID != on[0] || st.Role != "active" {
+			last = fmt.Sprintf("holders %v, status %+v %v", on, st, err)
+			continue
+		}
+		return on[0]
+	}
+	l.t.Fatalf("no single active holder within %v: %s", timeout, last)
+	return ""
+}
+
+// holdersNow is holders, returning an error where holders fails the test.
+func (l *lab) holdersNow() ([]string, error) {
 	macs := map[string]bool{}
 	err := l.inNS("C", func() error {
 		ifi, err := net.InterfaceByName("eth0")
@@ -301,7 +342,7 @@ func (l *lab) holders() []string {
 		}
 	})
 	if err != nil {
-		l.t.Fatal(err)
+		return nil, err
 	}
 	var on []string
 	for _, m := range []string{"A", "B"} {
@@ -311,9 +352,9 @@ func (l *lab) holders() []string {
 		}
 	}
 	if len(macs) != len(on) {
-		l.t.Fatalf("ARP answers from %d MACs %v, address configured on %v", len(macs), macs, on)
+		return on, fmt.Errorf("ARP answers from %d MACs %v, address configured on %v", len(macs), macs, on)
 	}
-	return on
+	return on, nil
 }
 
 func (l *lab) writes(from, n int) []string {

@@ -49,9 +49,12 @@ func TestLabTwoNode(t *testing.T) {
 	l.kill("A")
 	l.start("A")
 	l.agree("A", "B")
-	if h := l.holders(); len(h) != 1 || h[0] != "B" {
-		t.Fatalf("holders after A rejoined %v, want [B]", h)
-	}
+	// Back as a voter, A is part of a two-voter quorum again: while it
+	// catches up, B's leader lease can run out and the roles move once
+	// (raft's two-voter semantics; noted in pair/doc.go). One holder, and
+	// no acknowledged write lost, is what must hold.
+	h := l.settledHolder(20 * time.Second)
+	t.Logf("after A rejoined: %s holds the address", h)
 	acked = append(acked, l.writes(200, 5)...) // with A back as a voter
 	l.agree("A", "B")
 	l.checkWrites(acked)
