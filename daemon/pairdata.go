@@ -48,8 +48,9 @@ func pairBodyMAC(key []byte, uri string, t int64, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// peerData sends a signed request with an optional body to the other
-// module, trying each of its addresses in turn, and decodes the answer.
+// peerData sends a signed request with an optional body (nil: none; the
+// body, even an empty one, is signed too) to the other module, trying each of its addresses
+// in turn, and decodes the answer.
 func (m *pairModule) peerData(ctx context.Context, method, path string, body []byte, out any) error {
 	if len(m.peerHTTP) == 0 {
 		return fmt.Errorf("no --pair-peer-http configured")

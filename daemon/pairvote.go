@@ -5,9 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -95,35 +93,10 @@ func (m *pairModule) localReplicas(active bool) []vote.Replica {
 	return out
 }
 
-// peerDo sends a signed request to the other module, trying each of its
-// addresses in turn.
+// peerDo sends a signed request without a body to the other module,
+// trying each of its addresses in turn (daemon/pairdata.go: peerData).
 func (m *pairModule) peerDo(ctx context.Context, method, path string, out any) error {
-	if len(m.peerHTTP) == 0 {
-		return fmt.Errorf("no --pair-peer-http configured")
-	}
-	var last error
-	for _, base := range m.peerHTTP {
-		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, nil)
-		if err != nil {
-			return err
-		}
-		m.signPeer(req)
-		resp, err := m.httpc.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s %s: %s: %s", method, base+path, resp.Status, strings.TrimSpace(string(b)))
-		}
-		if out != nil {
-			return json.Unmarshal(b, out)
-		}
-		return nil
-	}
-	return last
+	return m.peerData(ctx, method, path, nil, out)
 }
 
 // pairVoteSource is the vote.Source over both modules.
