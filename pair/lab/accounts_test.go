@@ -18,12 +18,20 @@ import (
 // machine), retrying only when no answer came (a takeover under way).
 func (l *lab) as(user, pw, method, path, body string) (int, []byte) {
 	l.t.Helper()
-	c := l.clientIn("C")
-	c.Timeout = 5 * time.Second
+	code, _, b := l.retried(method, path, body, func(req *http.Request) { req.SetBasicAuth(user, pw) })
+	return code, b
+}
+
+// retried sends a request through the floating address from the client
+// namespace (5 s timeout), auth set by auth, retrying only when no answer
+// came (a takeover under way); it fails the test after 20 tries.
+func (l *lab) retried(method, path, body string, auth func(*http.Request)) (int, http.Header, []byte) {
+	l.t.Helper()
+	c := l.clientInTimeout("C", 5*time.Second)
 	var lastErr error
 	for i := 0; i < 20; i++ {
 		req, _ := http.NewRequest(method, "http://"+vipAddr+":8080"+path, strings.NewReader(body))
-		req.SetBasicAuth(user, pw)
+		auth(req)
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -39,10 +47,10 @@ func (l *lab) as(user, pw, method, path, body string) (int, []byte) {
 			lastErr = err
 			continue
 		}
-		return resp.StatusCode, b
+		return resp.StatusCode, resp.Header, b
 	}
-	l.t.Fatalf("%s %s as %s: %v", method, path, user, lastErr)
-	return 0, nil
+	l.t.Fatalf("%s %s: %v", method, path, lastErr)
+	return 0, nil, nil
 }
 
 // ipmiAs runs ipmitool from the client namespace against module m's own

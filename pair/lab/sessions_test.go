@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,33 +14,11 @@ import (
 // X-Auth-Token (or, for a login, none), retrying only when no answer came.
 func (l *lab) withToken(token, method, path, body string) (int, http.Header, []byte) {
 	l.t.Helper()
-	c := l.clientIn("C")
-	c.Timeout = 5 * time.Second
-	var lastErr error
-	for i := 0; i < 20; i++ {
-		req, _ := http.NewRequest(method, "http://"+vipAddr+":8080"+path, strings.NewReader(body))
+	return l.retried(method, path, body, func(req *http.Request) {
 		if token != "" {
 			req.Header.Set("X-Auth-Token", token)
 		}
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			lastErr = err
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return resp.StatusCode, resp.Header, b
-	}
-	l.t.Fatalf("%s %s: %v", method, path, lastErr)
-	return 0, nil, nil
+	})
 }
 
 // ipmiCmd runs an ipmitool command from the client namespace against
