@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"cmcd/internal/durable"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -79,43 +80,14 @@ func EnsureCertificate(dir string) (cert tls.Certificate, created bool, err erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return cert, false, err
 	}
-	if err := writeFileSync(kp, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := durable.WriteFile(kp, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return cert, false, err
 	}
-	if err := writeFileSync(cp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := durable.WriteFile(cp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return cert, false, err
 	}
 	cert, err = tls.LoadX509KeyPair(cp, kp)
 	return cert, err == nil, err
-}
-
-// writeFileSync writes a file crash-safely: temporary file, fsync, rename,
-// fsync of the directory.
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // TLSConfig returns the server TLS configuration for cert: TLS 1.2 or
