@@ -202,6 +202,7 @@ type pairModule struct {
 	ext     *slotExt          // replicated sessions and firmware state (daemon/pairslots.go)
 	pubKick chan struct{}     // asks publishLoop for a run
 	fw      *firmware.Service // the firmware slot's owner (daemon/pairfw.go); nil until attached
+	load    *pairLoad         // load-aware reads (daemon/pairload.go)
 }
 
 // startPair starts the pair member when c.Pair.ID is set (nil otherwise).
@@ -237,6 +238,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	m := &pairModule{eng: eng, acct: acct, log: log, id: pc.ID, key: key, peerHTTP: pc.PeerHTTP,
 		ext: newSlotExt(), pubKick: make(chan struct{}, 1)}
 	m.newArbiter()
+	m.load = newPairLoad(m)
 	cfg := pair.Config{ID: pc.ID, Dir: dir, Listen: pc.Listen, Peers: pc.Peers, Preset: pc.Preset,
 		Sealer: sealer, TransportKey: tkey, Sink: pairSink{eng: eng, acct: acct, ext: m.ext}, Timing: timing, Log: log,
 		NoFastTakeover: pc.NoFastTakeover}
@@ -278,6 +280,7 @@ func startPair(c Config, eng *syncsel.Engine, acct *accounts.Store, log *slog.Lo
 	go m.voteLoop(vctx, every)
 	go m.uplinkLoop(vctx, timing.Heartbeat/2)
 	go m.rf.loop(vctx)
+	go m.load.cpuLoop(vctx)
 	m.startExtras(vctx)
 	return m, nil
 }
@@ -403,7 +406,7 @@ func (m *pairModule) Handler(next http.Handler) http.Handler {
 			}
 		}
 		if !write {
-			next.ServeHTTP(w, r)
+			m.serveRead(w, r, next) // on the active perhaps through the standby (D2, daemon/pairload.go)
 			return
 		}
 		m.wmu.Lock()

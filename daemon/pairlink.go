@@ -35,7 +35,9 @@ func linkUp(name string) (bool, error) {
 // management link.
 type pairStatus struct {
 	pair.Status
-	Uplink *bool `json:"uplink,omitempty"`
+	Uplink *bool       `json:"uplink,omitempty"`
+	Load   *loadInfo   `json:"load,omitempty"`  // D1 (daemon/pairload.go)
+	Reads  *readCounts `json:"reads,omitempty"` // D2
 }
 
 func (m *pairModule) status() pairStatus {
@@ -43,6 +45,10 @@ func (m *pairModule) status() pairStatus {
 	if m.uplink != nil {
 		up := m.uplink()
 		st.Uplink = &up
+	}
+	if m.load != nil {
+		li, rc := m.load.info(), m.load.counts()
+		st.Load, st.Reads = &li, &rc
 	}
 	return st
 }

@@ -319,6 +319,9 @@ func (rf *pairRF) PairState() redfish.PairState {
 	}
 	out.LastVote = rf.lastVote // replaced, never changed in place
 	rf.mu.Unlock()
+	if rf.m.load != nil {
+		out.Reads = rf.m.load.redfishReads()
+	}
 	return out
 }
 

@@ -209,6 +209,7 @@ func (m *pairModule) attachRedfish(rf *redfish.Server) error {
 		},
 	})
 	rf.SetSessionsHook(m.kickPublish)
+	m.load.touch = rf.TouchSession // routed reads keep a session's idle timer here (daemon/pairload.go)
 	return err
 }
 

@@ -73,9 +73,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	f.slots[c.Slot] = c.Sealed
+	f.mu.Unlock()
+	err := f.deliver(c.Slot, c.Sealed)
+	// The index moves on only once the Sink has the value: a module whose
+	// LastApplied reached an index holds everything up to it locally (the
+	// read index of routed reads, daemon/pairload.go). raft's own
+	// AppliedIndex moves on when the entry is handed to the FSM, earlier.
+	f.mu.Lock()
 	f.index, f.term = l.Index, l.Term
 	f.mu.Unlock()
-	return applied{index: l.Index, err: f.deliver(c.Slot, c.Sealed)}
+	return applied{index: l.Index, err: err}
 }
 
 func (f *FSM) deliver(slot string, sealed []byte) error {

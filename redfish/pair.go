@@ -58,6 +58,7 @@ type PairState struct {
 	FloatingAddress  string            // e.g. 10.0.0.100/24; "" when none is configured
 	LastTakeover     *PairTakeoverInfo // nil: this module has not become active since it started
 	LastVote         *PairVoteInfo     // nil: no fingerprint vote ran here yet
+	Reads            *PairReadsInfo    // load-aware reads (D1, D2); nil: not reported
 }
 
 // PairModule is one module's state. For the other module, Known says
@@ -313,6 +314,18 @@ func pairRedundancy(self string, st PairState) []any {
 	}}
 }
 
+// PairReadsInfo is where this module's reads went (SPEC D1, D2): the
+// active sends a read to the standby when it is in sync and less loaded.
+type PairReadsInfo struct {
+	ServedLocally uint64   // answered by this module (for the other module too)
+	RoutedToPeer  uint64   // sent to the other module and answered there
+	FellBack      uint64   // sent there, failed, answered here
+	ServedForPeer uint64   // answered here for the other module
+	Routing       bool     // reads go to the other module now
+	Load          float64  // this module's load figure
+	PeerLoad      *float64 // the other module's, as last known (nil: unknown)
+}
+
 // moduleOem is a module's Oem.Cmcd.Pair state.
 func moduleOem(m PairModule, self bool) obj {
 	o := obj{"Module": m.ID, "StateKnown": m.Known}
@@ -376,6 +389,14 @@ func pairOem(st PairState, m PairModule, self bool) obj {
 			"WorkMilliseconds": float64(t.Work.Microseconds()) / 1000}
 	} else {
 		o["LastTakeover"] = nil
+	}
+	if rd := st.Reads; rd != nil {
+		var pl any
+		if rd.PeerLoad != nil {
+			pl = *rd.PeerLoad
+		}
+		o["Reads"] = obj{"ServedLocally": rd.ServedLocally, "RoutedToPeer": rd.RoutedToPeer, "FellBack": rd.FellBack,
+			"ServedForPeer": rd.ServedForPeer, "Routing": rd.Routing, "Load": rd.Load, "PeerLoad": pl}
 	}
 	if v := st.LastVote; v != nil {
 		nm, dis := v.NoMajority, v.Disagreed

@@ -132,3 +132,9 @@ func (s *Server) ImportSessions(st SessionState) error {
 	s.onSess = hook
 	return nil
 }
+
+// TouchSession refreshes the idle timer of token's session as a request
+// authenticated with it would; false when no live session has that token.
+// The pair's active module calls it for a read it routes to the standby
+// (daemon/pairload.go), so the session's use is seen and replicated here.
+func (s *Server) TouchSession(token string) bool { return s.lookupSession(token) != nil }
