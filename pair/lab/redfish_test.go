@@ -227,6 +227,7 @@ func TestLabRedfishPairView(t *testing.T) {
 	if p["Module"] != x || p["Role"] != "Active" || p["HoldsFloatingAddress"] != true || p["Witness"] != "W" {
 		t.Fatalf("CMC Oem.Cmcd.Pair %v", p)
 	}
+	l.readSpread(x, y) // D1, D2 (load_test.go)
 
 	ff := "/redfish/v1/Managers/CMC/Actions/Manager.ForceFailover"
 	v, err := rfschema.New()
