@@ -71,6 +71,35 @@
 // timeout) and has applied up to the commit index the active sent it: a
 // lease-based read index.
 //
+// # Load-aware reads (D1, D2; daemon/pairload.go)
+//
+// Clients reach only the floating address, so the active module is the
+// controller. D1: each module measures its own load — Redfish requests in
+// flight plus 4 × the recent CPU use of its own process (/proc/self/stat,
+// an EWMA over 250 ms samples; per process, so the figure tells two
+// modules on one kernel apart) — and publishes it in GET
+// /cmcd/pair/status (and in the X-Cmcd-Load header of each read it
+// serves for the other module); whether the standby is in sync is its
+// status as the active last read it (standby, CanServeReads). D2: the
+// active sends a Redfish GET/HEAD of pair-wide data (not the module's own
+// Manager, firmware, tasks, event service or an SSE stream) to the
+// standby when it is in sync and its load is lower by a margin — routing
+// starts at a difference of 1 and stops below 0.25 (hysteresis) —
+// otherwise it serves the read itself. The proxied read carries the
+// client's own credentials (the standby checks them against the
+// replicated accounts and sessions; a session's use is refreshed on the
+// active too), is signed with the pair key, and carries a read index: the
+// FSM's LastApplied on the active, which covers every acknowledged write
+// (Put returns after the local apply). The standby answers only if it
+// can serve reads and its own FSM has reached that index (within 100 ms);
+// FSM.LastApplied moves on only after the Sink has the value, unlike
+// raft's AppliedIndex, which moves when the entry is handed to the FSM.
+// So a read routed right after an acknowledged write sees it. Any failure
+// of the routed read (path, timeout, the standby behind, 401/403, 5xx)
+// makes the active serve it: routing never fails a read. Every read
+// through the pair names its server in X-Cmcd-Served-By, and the counts
+// are under Oem.Cmcd.Pair.Reads of the module's Manager.
+//
 // # Two paths (V1)
 //
 // Every voter's raft address lists all its paths (management network,

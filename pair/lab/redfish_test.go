@@ -163,7 +163,9 @@ func (l *lab) waitManager(path, want string) map[string]any {
 // TestLabRedfishPairView: through the floating address a Redfish client
 // (gofish) sees both modules' Managers — the active x (Enabled) at
 // Managers/CMC, the standby y (StandbySpare) at Managers/CMC-<y>, both
-// schema-valid with the pair's state under Oem.Cmcd.Pair. ForceFailover
+// schema-valid with the pair's state under Oem.Cmcd.Pair. Under a load
+// skew (eight concurrent readers) reads through the floating address are
+// served by both modules (D1, D2; readSpread, load_test.go). ForceFailover
 // is refused (409) while the standby does not answer (SIGSTOP) and for a
 // target that is not the other module (400); with the standby back and in
 // sync, gofish's ForceFailover hands the role over: y then holds the
