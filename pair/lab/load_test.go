@@ -34,7 +34,11 @@ func (l *lab) readSpread(x, y string) {
 	var mu sync.Mutex
 	served := map[string]int{}
 	var failed []string
-	done := func() bool { mu.Lock(); defer mu.Unlock(); return served[x] >= 20 && served[y] >= 20 || len(failed) > 0 }
+	done := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return served[x] >= 20 && served[y] >= 20 || len(failed) > 0
+	}
 	start := time.Now()
 	deadline := start.Add(20 * time.Second)
 	var wg sync.WaitGroup
