@@ -23,12 +23,13 @@ import (
 // Load-aware reads (SPEC D1, D2). Clients reach only the floating address,
 // i.e. the active module, so the active is the controller:
 //
-//   - D1: each module measures its own load (loadMeter: Redfish requests
-//     in flight plus the recent CPU time of its own process from
+//   - D1: each module measures its own load (pairLoad: Redfish reads in
+//     flight plus the recent CPU time of its own process from
 //     /proc/self/stat — per process, so it tells two modules apart even
 //     when they share one kernel, as in the lab) and publishes it in its
 //     GET /cmcd/pair/status and in the X-Cmcd-Load header of every read it
-//     serves for the other module. Whether the standby is in sync is its
+//     serves for the other module (reads in flight: writes are few and
+//     go through the active anyway). Whether the standby is in sync is its
 //     last status (standby, CanServeReads, applied index at least the
 //     active's commit index of that moment), read every peerPoll by
 //     pairRF and at most 2 polls old.
@@ -74,7 +75,7 @@ var pairLoadBias sync.Map
 
 // loadInfo is a module's load as published.
 type loadInfo struct {
-	InFlight int     `json:"inFlight"` // Redfish requests being served here
+	InFlight int     `json:"inFlight"` // Redfish reads being served here
 	CPU      float64 `json:"cpu"`      // this process's CPU use, cores (EWMA)
 	Score    float64 `json:"score"`    // InFlight + cpuWeight*CPU (+ test bias)
 }
@@ -403,7 +404,11 @@ func (l *pairLoad) proxy(w http.ResponseWriter, r *http.Request, base string) bo
 		w.Header().Del(h)
 	}
 	w.Header().Del(loadHeader)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	n := int64(len(body))
+	if r.Method == http.MethodHead && resp.ContentLength >= 0 {
+		n = resp.ContentLength // the length the GET would have
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.WriteHeader(resp.StatusCode)
 	w.Write(body)
 	return true

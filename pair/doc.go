@@ -74,7 +74,7 @@
 // # Load-aware reads (D1, D2; daemon/pairload.go)
 //
 // Clients reach only the floating address, so the active module is the
-// controller. D1: each module measures its own load — Redfish requests in
+// controller. D1: each module measures its own load — Redfish reads in
 // flight plus 4 × the recent CPU use of its own process (/proc/self/stat,
 // an EWMA over 250 ms samples; per process, so the figure tells two
 // modules on one kernel apart) — and publishes it in GET
