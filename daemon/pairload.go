@@ -56,7 +56,7 @@ import (
 
 const (
 	cpuSample     = 250 * time.Millisecond
-	cpuWeight     = 4.0  // a core fully busy weighs as 4 requests in flight
+	cpuWeight     = 4.0  // a core fully busy weighs as 4 reads in flight
 	routeStart    = 1.0  // start routing when the active's load exceeds the standby's by this
 	routeStop     = 0.25 // and stop once the difference is below this
 	proxyTimeout  = 2 * time.Second
@@ -143,7 +143,7 @@ func cpuTicks() (uint64, error) {
 func (l *pairLoad) cpuLoop(ctx context.Context) {
 	prev, err := cpuTicks()
 	if err != nil {
-		l.m.log.Warn("pair: load: CPU time unavailable; load is requests in flight only", "err", err)
+		l.m.log.Warn("pair: load: CPU time unavailable; load is reads in flight only", "err", err)
 		return
 	}
 	t := time.NewTicker(cpuSample)
