@@ -163,15 +163,15 @@ func (l *lab) waitManager(path, want string) map[string]any {
 // TestLabRedfishPairView: through the floating address a Redfish client
 // (gofish) sees both modules' Managers — the active x (Enabled) at
 // Managers/CMC, the standby y (StandbySpare) at Managers/CMC-<y>, both
-// schema-valid with the pair's state under Oem.Cmcd.Pair. Under a load
-// skew (eight concurrent readers) reads through the floating address are
-// served by both modules (D1, D2; readSpread, load_test.go). ForceFailover
+// schema-valid with the pair's state under Oem.Cmcd.Pair. ForceFailover
 // is refused (409) while the standby does not answer (SIGSTOP) and for a
 // target that is not the other module (400); with the standby back and in
 // sync, gofish's ForceFailover hands the role over: y then holds the
 // address (ARP from the client, interfaces), every acknowledged write is
 // there, the roles are flipped in the Managers read through the floating
-// address, and the event streams of both modules carried the hand-over,
+// address (and under a load skew, eight concurrent readers, reads through
+// it are served by both modules: D1, D2, readSpread in load_test.go), and
+// the event streams of both modules carried the hand-over,
 // x's standby and y's takeover with its reason as Cmcd registry messages.
 // Then y is killed: x takes over (PairPeerFenced when it had to fence y,
 // PairTakeover naming why), shows CMC-<y> UnavailableOffline with its
@@ -229,7 +229,6 @@ func TestLabRedfishPairView(t *testing.T) {
 	if p["Module"] != x || p["Role"] != "Active" || p["HoldsFloatingAddress"] != true || p["Witness"] != "W" {
 		t.Fatalf("CMC Oem.Cmcd.Pair %v", p)
 	}
-	l.readSpread(x, y) // D1, D2 (load_test.go)
 
 	ff := "/redfish/v1/Managers/CMC/Actions/Manager.ForceFailover"
 	v, err := rfschema.New()
@@ -289,6 +288,7 @@ func TestLabRedfishPairView(t *testing.T) {
 			t.Errorf("gofish %s after the failover: %s, want %s", m.ID, m.Status.State, want)
 		}
 	}
+	l.readSpread(y, x) // D1, D2 with the roles flipped (load_test.go)
 
 	reason := "ForceFailover by Redfish user admin"
 	if a := waitEvent(t, x, evX, "PairHandover", 20*time.Second); strings.Join(a, "|") != x+"|"+y+"|"+reason {
