@@ -137,13 +137,14 @@ func TestPairLoadAwareReads(t *testing.T) {
 	if x := r.do("A", "GET", "/redfish/v1/Chassis", tok, nil, ""); x.code != 200 || servedBy(x) != "B" {
 		t.Fatalf("session read: %d served by %q", x.code, servedBy(x))
 	}
-	if x := r.do("A", "GET", "/redfish/v1/Chassis", "", []string{"admin", "wrong"}, ""); x.code != 401 || servedBy(x) != "A" {
-		t.Fatalf("wrong password: %d served by %q", x.code, servedBy(x))
+	if x := r.do("A", "GET", "/redfish/v1/Chassis", "", []string{"admin", "wrong"}, ""); x.code != 401 || servedBy(x) != "A" ||
+		v.ValidateAgainst(x.body, rfschema.ErrorSchema) != nil {
+		t.Fatalf("wrong password: %d served by %q: %s", x.code, servedBy(x), x.body)
 	}
 	// Read your write: an account created on A, read at once through A.
 	x = r.do("A", "POST", "/redfish/v1/AccountService/Accounts", "", admin,
 		`{"UserName":"loadreader","Password":"Load-Reader-2026","RoleId":"ReadOnly"}`)
-	if x.code != 201 {
+	if x.code != 201 || v.Validate(x.body) != nil {
 		t.Fatalf("create account: %d %s", x.code, x.body)
 	}
 	loc := x.hdr.Get("Location")
@@ -183,8 +184,8 @@ func TestPairLoadAwareReads(t *testing.T) {
 	pairReadBehind.Store("B", true)
 	before := status("A").Reads.Fallback
 	for _, p := range paths {
-		if x := r.do("A", "GET", p, "", admin, ""); x.code != 200 || servedBy(x) != "A" {
-			t.Fatalf("B behind, GET %s: %d served by %q", p, x.code, servedBy(x))
+		if x := r.do("A", "GET", p, "", admin, ""); x.code != 200 || servedBy(x) != "A" || v.Validate(x.body) != nil {
+			t.Fatalf("B behind, GET %s: %d served by %q: %s", p, x.code, servedBy(x), x.body)
 		}
 	}
 	if got := status("A").Reads.Fallback; got < before+uint64(len(paths)) {
