@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -121,7 +122,8 @@ type Node struct {
 	takeovers      int  // times this node became active
 	sawOtherLeader bool // another module was active before: not a power-up formation
 	lastTransfer   time.Time
-	gone           goneProof // the other module's process was proven gone (fast.go)
+	handingOver    atomic.Bool // TransferLeadership is under way: no takeover meanwhile
+	gone           goneProof   // the other module's process was proven gone (fast.go)
 	proving        bool
 	pre            *prefence
 	fastElections  int
@@ -377,6 +379,10 @@ func (n *Node) reconcile() {
 		return
 	}
 	switch {
+	case leader && role != RoleActive && n.handingOver.Load():
+		// Still leader while the hand-over runs: the address stays
+		// released (taking it back now could make the new active find it
+		// answered, and fence this module).
 	case leader && role != RoleActive:
 		n.takeover(r)
 	case !leader && role == RoleActive:
@@ -665,14 +671,33 @@ func (n *Node) Status() Status {
 
 // TransferLeadership hands the active role to the other module (a
 // ForceFailover): the address is released first.
+//
+// raft gives a transfer one election timeout for the other module to
+// catch up and win; on a loaded board that can run out, so a transfer that
+// timed out while this module is still leader is tried again, up to
+// transferAttempts times, the address staying released in between. If
+// every attempt fails, the module takes its role back.
 func (n *Node) TransferLeadership() error {
 	if n.Role() != RoleActive {
 		return ErrNotActive
 	}
 	peer := n.peerModule()
+	n.handingOver.Store(true)
+	defer n.handingOver.Store(false)
 	n.stepDown("forced failover")
-	return n.raft().LeadershipTransferToServer(raft.ServerID(peer.ID), raft.ServerAddress(multiAddr(peer.Addrs).String())).Error()
+	var err error
+	for attempt := 1; attempt <= transferAttempts; attempt++ {
+		err = n.raft().LeadershipTransferToServer(raft.ServerID(peer.ID), raft.ServerAddress(multiAddr(peer.Addrs).String())).Error()
+		if err == nil || n.raft().State() != raft.Leader {
+			return nil
+		}
+		n.log.Warn("pair: leadership transfer failed", "attempt", attempt, "of", transferAttempts, "err", err)
+	}
+	return err
 }
+
+// transferAttempts bounds TransferLeadership's tries.
+const transferAttempts = 3
 
 // Close leaves the pair: an active module first hands the role to the
 // other module (a planned stop is not a failure: releasing the address
