@@ -54,7 +54,8 @@ type pairRF struct {
 	peerAt       time.Time
 	peerFenced   bool
 	fencesSeen   int
-	lastOther    string // the other module, once seen active
+	lastOther    string    // the other module, once seen active
+	standbyAt    time.Time // when this module last became standby (zero: never active)
 	witnessOK    *bool
 	lastTakeover *redfish.PairTakeoverInfo
 	lastVote     *redfish.PairVoteInfo
@@ -206,6 +207,11 @@ func (rf *pairRF) roleChanged(ctx context.Context, r pair.Role) {
 		st := rf.m.node.Status()
 		rf.mu.Lock()
 		prev, fenced, back, before := rf.lastOther, rf.peerFenced, rf.takeBack, rf.lastTakeover != nil
+		if id, at := rf.m.node.LastOtherLeader(); prev == "" && id != "" && at.After(rf.standbyAt) {
+			// raft named the other module leader since this module was
+			// last active, before the 0.5 s peer poll saw it active.
+			prev = id
+		}
 		rf.lastOther, rf.takeBack = "", "" // the other module counts as previous active only once seen active again
 		rf.mu.Unlock()
 		t := &redfish.PairTakeoverInfo{Time: time.Now().UTC(), Previous: prev, Work: st.TakeoverWork}
@@ -229,6 +235,7 @@ func (rf *pairRF) roleChanged(ctx context.Context, r pair.Role) {
 		rf.mu.Unlock()
 	case pair.RoleStandby:
 		rf.mu.Lock()
+		rf.standbyAt = time.Now()
 		h := rf.started
 		rf.mu.Unlock()
 		if h != nil && time.Since(h.Time) < handoverKeep {

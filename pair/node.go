@@ -119,8 +119,10 @@ type Node struct {
 	lastTakeover   time.Duration
 	transferred    bool // the D7 transfer was tried
 	fences         int
-	takeovers      int  // times this node became active
-	sawOtherLeader bool // another module was active before: not a power-up formation
+	takeovers      int       // times this node became active
+	sawOtherLeader bool      // another module was active before: not a power-up formation
+	otherLeader    string    // the last other module raft named leader
+	otherLeaderAt  time.Time // when this module last saw it as leader
 	lastTransfer   time.Time
 	handingOver    atomic.Bool // TransferLeadership is under way: no takeover meanwhile
 	gone           goneProof   // the other module's process was proven gone (fast.go)
@@ -363,6 +365,7 @@ func (n *Node) reconcile() {
 	if _, id := r.LeaderWithID(); id != "" && string(id) != n.cfg.ID && !n.isWitness(string(id)) {
 		n.mu.Lock()
 		n.sawOtherLeader = true
+		n.otherLeader, n.otherLeaderAt = string(id), time.Now()
 		n.mu.Unlock()
 	}
 	if n.self.Witness {
@@ -393,6 +396,14 @@ func (n *Node) reconcile() {
 			n.maybeReadd(r)
 		}
 	}
+}
+
+// LastOtherLeader returns the other module this module last saw as raft
+// leader, and when (zero: never).
+func (n *Node) LastOtherLeader() (id string, at time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.otherLeader, n.otherLeaderAt
 }
 
 // isWitness reports whether the voter id is the witness.
