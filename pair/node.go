@@ -685,8 +685,8 @@ func (n *Node) Status() Status {
 //
 // raft gives a transfer one election timeout for the other module to
 // catch up and win; on a loaded board that can run out, so a transfer that
-// timed out while this module is still leader is tried again, up to
-// transferAttempts times, the address staying released in between. If
+// timed out while this module is still leader is tried again (half an
+// election timeout later), up to transferAttempts times, the address staying released in between. If
 // every attempt fails, the module takes its role back.
 func (n *Node) TransferLeadership() error {
 	if n.Role() != RoleActive {
@@ -698,6 +698,12 @@ func (n *Node) TransferLeadership() error {
 	n.stepDown("forced failover")
 	var err error
 	for attempt := 1; attempt <= transferAttempts; attempt++ {
+		if attempt > 1 {
+			// raft clears a timed-out transfer a moment after it
+			// reported it; an attempt before that is refused as "in
+			// progress" at once.
+			time.Sleep(n.cfg.Timing.Election / 2)
+		}
 		err = n.raft().LeadershipTransferToServer(raft.ServerID(peer.ID), raft.ServerAddress(multiAddr(peer.Addrs).String())).Error()
 		if err == nil || n.raft().State() != raft.Leader {
 			return nil
@@ -708,7 +714,7 @@ func (n *Node) TransferLeadership() error {
 }
 
 // transferAttempts bounds TransferLeadership's tries.
-const transferAttempts = 3
+const transferAttempts = 4
 
 // Close leaves the pair: an active module first hands the role to the
 // other module (a planned stop is not a failure: releasing the address
