@@ -133,11 +133,7 @@ func TestLabAccountsAndD4(t *testing.T) {
 	l := newLab(t)
 	l.ipmi = true
 	defer l.dumpLogs()
-	for _, m := range []string{"W", "A", "B"} {
-		l.start(m)
-	}
-	l.waitActive("A", 60*time.Second)
-	l.agree("A", "B")
+	l.form()
 
 	code, body := l.as("admin", l.pw, "POST", "/redfish/v1/AccountService/Accounts",
 		`{"UserName":"ops","Password":"ops-pass-123","RoleId":"Operator"}`)

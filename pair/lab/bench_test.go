@@ -100,11 +100,7 @@ func takeovers(b *testing.B, hb string, noFast bool, kills int) (times []time.Du
 	l := newLab(b)
 	l.hb, l.noFast = hb, noFast
 	defer l.dumpLogs()
-	for _, m := range []string{"W", "A", "B"} {
-		l.start(m)
-	}
-	l.waitActive("A", 60*time.Second)
-	l.agree("A", "B")
+	l.form()
 	var acked []string
 	for i := 0; i < kills; i++ {
 		st, err := l.status(vipAddr)

@@ -357,6 +357,17 @@ func (l *lab) holdersNow() ([]string, error) {
 	return on, nil
 }
 
+// form starts the witness and both modules and waits until the preset
+// module A is active at the floating address (D7) and B agrees with it.
+func (l *lab) form() {
+	l.t.Helper()
+	for _, m := range []string{"W", "A", "B"} {
+		l.start(m)
+	}
+	l.waitActive("A", 60*time.Second)
+	l.agree("A", "B")
+}
+
 func (l *lab) writes(from, n int) []string {
 	var keys []string
 	for i := from; i < from+n; i++ {
@@ -441,11 +452,7 @@ func (l *lab) interval() string {
 func TestLabFailover(t *testing.T) {
 	l := newLab(t)
 	defer l.dumpLogs()
-	for _, m := range []string{"W", "A", "B"} {
-		l.start(m)
-	}
-	l.waitActive("A", 60*time.Second) // D7: A is the preset module
-	l.agree("A", "B")
+	l.form() // D7: A, the preset module, comes up active
 	acked := l.writes(0, 30)
 	l.patchInterval("41s")
 	if h := l.holders(); len(h) != 1 || h[0] != "A" {
@@ -489,11 +496,7 @@ func TestLabFailover(t *testing.T) {
 func TestLabSplitBrain(t *testing.T) {
 	l := newLab(t)
 	defer l.dumpLogs()
-	for _, m := range []string{"W", "A", "B"} {
-		l.start(m)
-	}
-	l.waitActive("A", 60*time.Second)
-	l.agree("A", "B")
+	l.form() // D7: A, the preset module, comes up active
 	acked := l.writes(0, 20)
 	run(t, "ip", "-n", l.ns("A"), "link", "set", "sync0", "down")
 	run(t, "ip", "-n", l.ns("BR"), "link", "set", "vA", "down")

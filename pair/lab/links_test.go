@@ -74,11 +74,7 @@ func (l *lab) steady(d time.Duration, other string, from int) []string {
 func TestLabLinkCuts(t *testing.T) {
 	l := newLab(t)
 	defer l.dumpLogs()
-	for _, m := range []string{"W", "A", "B"} {
-		l.start(m)
-	}
-	l.waitActive("A", 60*time.Second)
-	l.agree("A", "B")
+	l.form()
 	acked := l.writes(0, 5)
 	acked = append(acked, l.steady(3*time.Second, "B", 50)...) // control: no cut
 

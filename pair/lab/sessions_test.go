@@ -49,11 +49,7 @@ func TestLabSessionsAndIPMIAccounts(t *testing.T) {
 	l := newLab(t)
 	l.ipmi = true
 	defer l.dumpLogs()
-	for _, m := range []string{"W", "A", "B"} {
-		l.start(m)
-	}
-	l.waitActive("A", 60*time.Second)
-	l.agree("A", "B")
+	l.form()
 
 	code, hdr, body := l.withToken("", "POST", "/redfish/v1/SessionService/Sessions",
 		fmt.Sprintf(`{"UserName":"admin","Password":%q}`, l.pw))
